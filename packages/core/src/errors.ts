@@ -66,7 +66,12 @@ export function httpStatusOf(code: ErrorCode): number {
 }
 
 /** Codes whose failures are worth retrying unchanged: the cause is expected to pass. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['TIMEOUT', 'UNREACHABLE', 'UNAVAILABLE', 'DOWNLOAD_FAILED']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
+  'TIMEOUT',
+  'UNREACHABLE',
+  'UNAVAILABLE',
+  'DOWNLOAD_FAILED',
+]);
 
 export interface UpgradeErrorOptions {
   /** Overrides the code's default: e.g. a TIMEOUT that must not be retried. */

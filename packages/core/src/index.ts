@@ -18,3 +18,20 @@ export {
   type HealthStatus,
   type RunChecksOptions,
 } from './health.js';
+export {
+  defineMachine,
+  type Machine,
+  type MachineDefinition,
+  type Transition,
+  type TransitionListener,
+  type TransitionTable,
+} from './machine.js';
+export { poll, pollUntil, withTimeout, type PollOptions, type PollResult } from './poll.js';
+export {
+  createProgressReporter,
+  type ProgressReporter,
+  type ProgressReporterOptions,
+  type ProgressSink,
+  type ProgressUpdate,
+} from './progress.js';
+export { createRotation, initialRotationState, type RotationPolicy, type RotationState } from './rotation.js';
