@@ -1,0 +1,78 @@
+import { sql, type SQLWrapper } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import { translatePgErrors } from './errors.js';
+import type { DbLogger, PostgresHandle, Schema } from './handle.js';
+import { pingHealthCheck, pingWith } from './ping.js';
+
+/** Pool limits; every wait is bounded so a down server answers in seconds, not never. */
+export interface PoolOptions {
+  /** Connections at most. Default 10. */
+  max?: number;
+  /** How long to wait for a connection (TCP + auth, or a free slot). Default 5000 ms. */
+  connectionTimeoutMillis?: number;
+  /** Idle connections are closed after this. Default 30000 ms. */
+  idleTimeoutMillis?: number;
+  /** Server-side `statement_timeout` for every connection; unset keeps the server's default. */
+  statementTimeoutMillis?: number;
+  /** Shown in `pg_stat_activity`, to tell the services apart. */
+  applicationName?: string;
+}
+
+/** Options of `openPostgres`; `openDatabase` passes its own through. */
+export interface OpenPostgresOptions<TSchema extends Schema> {
+  url: string;
+  pool?: PoolOptions;
+  logger?: DbLogger;
+  schema?: TSchema;
+}
+
+/** A handle over a lazily connecting pool: opening never touches the network, `ping` does. */
+export function openPostgres<TSchema extends Schema = Record<string, never>>(
+  options: OpenPostgresOptions<TSchema>,
+): PostgresHandle<TSchema> {
+  const { url, pool: limits = {}, logger, schema } = options;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: limits.max ?? 10,
+    connectionTimeoutMillis: limits.connectionTimeoutMillis ?? 5000,
+    idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,
+    statement_timeout: limits.statementTimeoutMillis,
+    application_name: limits.applicationName,
+    keepAlive: true,
+  });
+  // An idle connection dropped by the server (restart, failover) is reported here; without a
+  // listener Node treats it as an uncaught error and the whole service exits.
+  pool.on('error', (error) => {
+    logger?.warn({ err: error, target: redactUrl(url) }, 'idle database connection failed');
+  });
+  const db = drizzle<TSchema>({ client: pool, schema });
+  const execute = <Row extends Record<string, unknown>>(query: SQLWrapper | string): Promise<Row[]> =>
+    translatePgErrors(
+      async () => (await db.execute(typeof query === 'string' ? sql.raw(query) : query)).rows as Row[],
+    );
+  const ping = (signal?: AbortSignal): Promise<void> => pingWith(() => pool.query('SELECT 1'), signal);
+  let closing: Promise<void> | undefined;
+
+  return {
+    kind: 'postgres',
+    db,
+    client: pool,
+    target: redactUrl(url),
+    execute,
+    ping,
+    healthCheck: (name = 'database') => pingHealthCheck(name, 'postgres', ping),
+    close: () => (closing ??= pool.end()),
+  };
+}
+
+/** The URL without its password, for logs and status output. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable database url>';
+  }
+}

@@ -1,0 +1,32 @@
+// @upgrade/testkit: helpers for tests only; never import it from production code.
+
+/** A clock that moves only when a test advances it (re-exported from @upgrade/core). */
+export { FakeClock } from '@upgrade/core';
+/** A fresh PostgreSQL database per test file, dropped afterwards. */
+export {
+  createTestDatabase,
+  testDatabaseServerUrl,
+  useTestDatabase,
+  type CreateTestDatabaseOptions,
+  type TestDatabase,
+  type TestDatabaseRef,
+} from './postgres.js';
+/** A Redis key prefix per test, with its keys deleted afterwards. */
+export {
+  deleteKeysWithPrefix,
+  redisTestPrefix,
+  testRedisUrl,
+  useRedisPrefix,
+  type RedisPrefixRef,
+  type RedisTestPrefix,
+} from './redis.js';
+/** A loopback HTTP server to build simulators of outside systems on. */
+export {
+  sendJson,
+  sendText,
+  startHttpSimulator,
+  type HttpSimulator,
+  type RecordedRequest,
+  type SimulatorHandler,
+  type SimulatorRoutes,
+} from './http-simulator.js';
