@@ -1,0 +1,46 @@
+/** Service: the fastify bootstrap and start-up helpers every HTTP service of the repo uses. */
+export { createService, type ServiceOptions } from './create-service.js';
+export type { ServiceApp, ServicePlugin } from './types.js';
+
+/** Configuration from env. */
+export { ConfigError, isConfigError, loadConfig, type ConfigIssue } from './config.js';
+export { isSecretName } from './config-messages.js';
+export { loadDotenv } from './dotenv.js';
+export { EXIT_CODES, runMain, type RunMainOptions } from './run-main.js';
+
+/** Errors on the wire. */
+export {
+  ERROR_RESPONSE_ID,
+  ErrorResponse,
+  errorResponses,
+  type ErrorBody,
+  type HttpErrorCode,
+  type ResponseErrorCode,
+} from './error-response.js';
+export { mapError, sendError, type MappedError } from './error-handler.js';
+export { REQUEST_ID_HEADER } from './request-id.js';
+
+/** Operations: health, metrics, OpenAPI, logging, shutdown. */
+export { HEALTH_REPORT_ID, HealthReportSchema, type HealthChecks } from './health.js';
+export { UNMATCHED_ROUTE, type MetricsOptions, type ServiceMetrics } from './metrics.js';
+export {
+  formatOpenApi,
+  generateOpenApi,
+  writeOpenApi,
+  type OpenApiDocument,
+  type OpenApiOptions,
+} from './openapi.js';
+export type { LogLevel, LoggerOption, LoggerOptions } from './logger.js';
+export {
+  closeGracefully,
+  exitOnSignals,
+  listenAndServe,
+  type CloseOptions,
+  type ListenOptions,
+  type ShutdownOutcome,
+  type SignalOptions,
+  type SignalSource,
+} from './shutdown.js';
+
+/** One typebox for the whole repo: apps import `Type` and `Static` from here. */
+export { Type, type Static, type TSchema } from 'typebox';
