@@ -6,7 +6,14 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', '**/coverage/**', '**/.turbo/**', '**/data/**', '**/drizzle/meta/**'],
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/coverage/**',
+      '**/.turbo/**',
+      '**/data/**',
+      '**/drizzle/meta/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
@@ -36,7 +43,13 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.config.ts', '**/eslint.config.js', '**/tsup.config.ts', '**/vitest.config.ts', '**/*.plugin.ts'],
+    files: [
+      '**/*.config.ts',
+      '**/eslint.config.js',
+      '**/tsup.config.ts',
+      '**/vitest.config.ts',
+      '**/*.plugin.ts',
+    ],
     rules: { 'import-x/no-default-export': 'off' },
   },
   {
