@@ -37,6 +37,8 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/only-throw-error': 'error',
+      // fastify plugins and route handlers are async by contract, awaiting or not.
+      '@typescript-eslint/require-await': 'off',
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       'import-x/no-default-export': 'error',
       'no-console': 'off',
@@ -51,6 +53,11 @@ export default tseslint.config(
       '**/*.plugin.ts',
     ],
     rules: { 'import-x/no-default-export': 'off' },
+  },
+  {
+    // PM2 ecosystem files are CommonJS by PM2's contract.
+    files: ['**/*.cjs'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],

@@ -44,3 +44,6 @@ export {
 
 /** One typebox for the whole repo: apps import `Type` and `Static` from here. */
 export { Type, type Static, type TSchema } from 'typebox';
+
+/** One prom-client for the whole repo: apps add their own metrics to `app.metrics.registry`. */
+export { Counter, Gauge, Histogram, type Registry } from 'prom-client';

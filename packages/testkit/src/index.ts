@@ -30,3 +30,5 @@ export {
   type SimulatorHandler,
   type SimulatorRoutes,
 } from './http-simulator.js';
+/** A TCP proxy a test can cut, to make PostgreSQL or Redis look down. */
+export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';

@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// rcu-scheduler [serve] | migrate [up|status] | report [--since <ISO date | 7d | 24h>] | help
+import { migrate, migrationStatus } from '@upgrade/db';
+import { EXIT_CODES, loadDotenv, runMain } from '@upgrade/service';
+import { createPgStore } from './adapters/pg-store.js';
+import { loadDatabaseConfig, loadRcuConfig } from './config.js';
+import { openRcuDatabase, startRcuScheduler } from './main.js';
+import { migrationsFolder } from './paths.js';
+import { formatStatsReport } from './report.js';
+
+const USAGE = `usage: rcu-scheduler [command]
+
+commands:
+  serve                  run the scheduler and its API (default)
+  migrate [up|status]    apply pending migrations, or list applied and pending ones
+  report [--since WHEN]  success rate and duration per firmware file and per host
+                         WHEN: an ISO date, or a span back from now such as 7d, 24h, 90m (default 7d)
+  help                   this text
+
+configuration comes from the environment and ./.env; see .env.example`;
+
+async function main(argv: string[]): Promise<void> {
+  loadDotenv();
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      await startRcuScheduler(loadRcuConfig());
+      return;
+    case 'migrate':
+      await runMigrate(rest[0] ?? 'up');
+      return;
+    case 'report':
+      await runReport(rest);
+      return;
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
+    default:
+      usageError(`unknown command "${command}"`);
+  }
+}
+
+async function runMigrate(sub: string): Promise<void> {
+  if (sub !== 'up' && sub !== 'status') usageError(`unknown migrate command "${sub}" (use up or status)`);
+  const db = await openRcuDatabase({ ...loadDatabaseConfig(), MIGRATE_ON_START: false });
+  try {
+    if (sub === 'up') {
+      const applied = await migrate(db, migrationsFolder);
+      console.log(applied.length === 0 ? 'up to date' : applied.map((m) => `applied ${m.tag}`).join('\n'));
+    } else {
+      const status = await migrationStatus(db, migrationsFolder);
+      for (const m of status.applied) console.log(`applied  ${m.tag}`);
+      for (const m of status.pending) console.log(`pending  ${m.tag}`);
+      for (const m of status.skipped)
+        console.log(`skipped  ${m.tag} (older than the last applied one; never applied)`);
+      for (const m of status.unknown)
+        console.log(
+          `unknown  ${m.hash.slice(0, 12)} applied ${m.createdAt.toISOString()} (in the database, not in this build)`,
+        );
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+async function runReport(args: string[]): Promise<void> {
+  let since = new Date(Date.now() - 7 * 24 * 3600_000);
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--since') since = parseSince(args[++i]);
+    else usageError(`unknown option "${args[i]}"`);
+  }
+  const db = await openRcuDatabase({ ...loadDatabaseConfig(), MIGRATE_ON_START: true });
+  try {
+    console.log(formatStatsReport(await createPgStore(db.db).stats(since)));
+  } finally {
+    await db.close();
+  }
+}
+
+/** `2026-11-01`, `2026-11-01T10:00:00Z`, or a span back from now: `7d`, `24h`, `90m`. */
+export function parseSince(value: string | undefined, now = Date.now()): Date {
+  const span = /^(\d+)([dhm])$/.exec(value ?? '');
+  if (span !== null) {
+    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[span[2] as 'd' | 'h' | 'm'];
+    return new Date(now - Number(span[1]) * unit);
+  }
+  const date = new Date(value ?? '');
+  if (value === undefined || Number.isNaN(date.getTime())) {
+    usageError(
+      `--since needs an ISO date or a span like 7d, 24h, 90m (got ${value === undefined ? 'nothing' : `"${value}"`})`,
+    );
+  }
+  return date;
+}
+
+/** Bad arguments: one readable line, the usage, exit code 2 (the same as a bad configuration). */
+function usageError(message: string): never {
+  process.stderr.write(`rcu-scheduler: ${message}\n\n${USAGE}\n`);
+  process.exit(EXIT_CODES.config);
+}
+
+await runMain(() => main(process.argv.slice(2)));

@@ -1,0 +1,122 @@
+// Every setting of the service, from env / .env. `.env.example` documents each one.
+import { ConfigError, Type, loadConfig, type ConfigIssue, type Static } from '@upgrade/service';
+
+const Ms = (def: number, description: string, minimum = 0) =>
+  Type.Integer({ default: def, minimum, description: `${description} (milliseconds)` });
+
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ default: 8310, minimum: 0, maximum: 65535, description: 'HTTP port of the API' }),
+  HOST: Type.String({ default: '0.0.0.0', description: 'address the API listens on' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  DATABASE_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      description:
+        'PostgreSQL URL; without a database name, `test_upgrade` is used (and created when missing)',
+    }),
+  ),
+  DATA_DIR: Type.String({
+    default: './data/rcu-scheduler',
+    description: 'embedded PGlite database (when DATABASE_URL is unset) and the result spool',
+  }),
+  MIGRATE_ON_START: Type.Boolean({ default: true, description: 'apply pending migrations at start-up' }),
+  VENDOR_BASE_URL: Type.String({
+    default: 'https://www.boonlive-rcu.com/api',
+    pattern: '^https?://',
+    description: 'base URL of the vendor cloud API',
+  }),
+  VENDOR_USERNAME: Type.String({ minLength: 1, description: 'vendor cloud account' }),
+  VENDOR_PASSWORD: Type.String({ minLength: 1, description: 'vendor cloud password' }),
+  VENDOR_CONNECT_TIMEOUT_MS: Ms(5_000, 'connect timeout of a vendor call', 1),
+  VENDOR_RESPONSE_TIMEOUT_MS: Ms(15_000, 'response timeout of a vendor call', 1),
+  VENDOR_RETRIES: Type.Integer({
+    default: 2,
+    minimum: 0,
+    maximum: 10,
+    description: 'retries of a transient vendor failure',
+  }),
+  VENDOR_CONCURRENCY: Type.Integer({
+    default: 8,
+    minimum: 1,
+    maximum: 100,
+    description: 'vendor calls in flight at once',
+  }),
+  RCU_GROUPS: Type.Array(
+    Type.Object(
+      {
+        roomTypeId: Type.Integer({ minimum: 0 }),
+        hosts: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+      },
+      { additionalProperties: false },
+    ),
+    { minItems: 1, description: 'JSON: [{"roomTypeId": 12, "hosts": ["host-a", ...]}, ...]' },
+  ),
+  FIRMWARE_FILES: Type.Array(
+    Type.Object(
+      {
+        filename: Type.String({ minLength: 1 }),
+        fileType: Type.Integer({ minimum: 0 }),
+      },
+      { additionalProperties: false },
+    ),
+    { minItems: 2, description: 'JSON: the files to rotate, [{"filename": "A.bin", "fileType": 1}, {...}]' },
+  ),
+  ROTATION_REPEATS: Type.Integer({ default: 2, minimum: 1, description: 'consecutive rounds per file' }),
+  ROUND_INTERVAL_MS: Ms(600_000, 'time between two scheduled rounds', 1),
+  ROUND_ON_START: Type.Boolean({ default: true, description: "run the current slot's round at start-up" }),
+  INITIAL_WAIT_MS: Ms(45_000, 'wait after the triggers before the first progress query'),
+  POLL_INTERVAL_MS: Ms(30_000, 'time between two progress queries', 1),
+  POLL_TIMEOUT_MS: Ms(300_000, 'how long to poll before unfinished hosts are logged as timeout', 1),
+  STORE_RETRY_MAX_MS: Ms(
+    30_000,
+    'longest wait between two attempts to store results while the database is down',
+    1,
+  ),
+  SHUTDOWN_TIMEOUT_MS: Ms(10_000, 'how long a shutdown waits for in-flight work', 1),
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+/** Loads and checks the configuration; a ConfigError names every problem at once. */
+export function loadRcuConfig(env: Readonly<Record<string, string | undefined>> = process.env): Env {
+  const config = loadConfig(EnvSchema, env);
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<number>();
+  for (const group of config.RCU_GROUPS) {
+    if (seen.has(group.roomTypeId)) {
+      issues.push({
+        variable: 'RCU_GROUPS',
+        message: `roomTypeId ${group.roomTypeId} appears twice; merge its hosts into one group`,
+      });
+    }
+    seen.add(group.roomTypeId);
+  }
+  const names = config.FIRMWARE_FILES.map((f) => f.filename);
+  if (new Set(names).size !== names.length) {
+    issues.push({
+      variable: 'FIRMWARE_FILES',
+      message: 'lists the same filename twice; the rotation needs distinct files',
+    });
+  }
+  if (config.POLL_INTERVAL_MS > config.POLL_TIMEOUT_MS) {
+    issues.push({
+      variable: 'POLL_INTERVAL_MS',
+      message: `must not exceed POLL_TIMEOUT_MS (${config.POLL_TIMEOUT_MS})`,
+    });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return config;
+}
+
+/** Just the database settings: `migrate` and `report` run without vendor credentials. */
+export const DatabaseEnvSchema = Type.Object({
+  DATABASE_URL: EnvSchema.properties.DATABASE_URL,
+  DATA_DIR: EnvSchema.properties.DATA_DIR,
+});
+
+export function loadDatabaseConfig(env: Readonly<Record<string, string | undefined>> = process.env) {
+  return loadConfig(DatabaseEnvSchema, env);
+}

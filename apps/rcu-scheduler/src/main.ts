@@ -1,0 +1,163 @@
+// Wiring only: configuration -> adapters -> scheduler + API -> listen. Used by `rcu-scheduler serve`.
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { systemClock, type HealthCheck } from '@upgrade/core';
+import { ensureDatabase, migrate, openDatabase, tryAdvisoryLock, type DatabaseHandle } from '@upgrade/db';
+import { Counter, listenAndServe, type Registry } from '@upgrade/service';
+
+import { buildApp } from './app.js';
+import type { Env } from './config.js';
+import { createFileSpool } from './adapters/file-spool.js';
+import { createPgStore } from './adapters/pg-store.js';
+import { createVendorApi } from './adapters/vendor-api.js';
+import * as schema from './db/schema.js';
+import { migrationsFolder } from './paths.js';
+import type { RoundEvent, RoundSettings } from './rounds.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
+
+/** The default database name when DATABASE_URL names none. */
+export const DEFAULT_DATABASE = 'test_upgrade';
+
+/** Adds the default database name to a server URL that has none. */
+export function withDefaultDatabase(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.pathname === '' || parsed.pathname === '/') parsed.pathname = `/${DEFAULT_DATABASE}`;
+  return parsed.toString();
+}
+
+/** Opens the configured database (creating a missing PostgreSQL database) and migrates it. */
+export async function openRcuDatabase(config: Pick<Env, 'DATABASE_URL' | 'DATA_DIR' | 'MIGRATE_ON_START'>) {
+  const url = config.DATABASE_URL === undefined ? undefined : withDefaultDatabase(config.DATABASE_URL);
+  if (url !== undefined) await ensureDatabase(url);
+  const db = await openDatabase({ url, dataDir: join(config.DATA_DIR, 'pglite'), schema });
+  if (config.MIGRATE_ON_START) await migrate(db, migrationsFolder);
+  return db;
+}
+
+export function roundSettings(config: Env): RoundSettings {
+  return {
+    files: config.FIRMWARE_FILES,
+    repeats: config.ROTATION_REPEATS,
+    groups: config.RCU_GROUPS,
+    initialDelayMs: config.INITIAL_WAIT_MS,
+    pollIntervalMs: config.POLL_INTERVAL_MS,
+    pollTimeoutMs: config.POLL_TIMEOUT_MS,
+    concurrency: config.VENDOR_CONCURRENCY,
+    storeRetryMaxMs: config.STORE_RETRY_MAX_MS,
+  };
+}
+
+export interface RunningService {
+  address: string;
+  scheduler: Scheduler;
+  db: DatabaseHandle<typeof schema>;
+  stop(): Promise<void>;
+}
+
+/** Starts the whole service: database, vendor client, scheduler, API. */
+export async function startRcuScheduler(
+  config: Env,
+  options: { onEvent?: (event: RoundEvent) => void; handleSignals?: boolean } = {},
+): Promise<RunningService> {
+  const db = await openRcuDatabase(config);
+  const store = createPgStore(db.db);
+  const vendor = createVendorApi({
+    baseUrl: config.VENDOR_BASE_URL,
+    username: config.VENDOR_USERNAME,
+    password: config.VENDOR_PASSWORD,
+    connectTimeoutMs: config.VENDOR_CONNECT_TIMEOUT_MS,
+    responseTimeoutMs: config.VENDOR_RESPONSE_TIMEOUT_MS,
+    retries: config.VENDOR_RETRIES,
+  });
+  const spool = createFileSpool(join(config.DATA_DIR, 'spool'));
+  const healthChecks: HealthCheck[] = [db.healthCheck('database'), vendor.healthCheck('vendor-api')];
+
+  const onEvent = (event: RoundEvent): void => {
+    metrics?.record(event);
+    options.onEvent?.(event);
+  };
+  const scheduler = createScheduler(
+    {
+      vendor,
+      store,
+      spool,
+      clock: systemClock,
+      logger: {
+        // Called only once rounds run, after `app` below exists.
+        info: (o, m) => app.log.info(o, m),
+        warn: (o, m) => app.log.warn(o, m),
+        error: (o, m) => app.log.error(o, m),
+      },
+      newId: randomUUID,
+      onEvent,
+      lock: { tryAcquire: () => tryAdvisoryLock(db, 'rcu-scheduler:rounds') },
+    },
+    roundSettings(config),
+    { intervalMs: config.ROUND_INTERVAL_MS, roundOnStart: config.ROUND_ON_START },
+  );
+  const app = await buildApp({
+    queries: store,
+    store,
+    scheduler,
+    files: config.FIRMWARE_FILES,
+    repeats: config.ROTATION_REPEATS,
+    now: () => systemClock.now(),
+    healthChecks,
+    logger: config.LOG_LEVEL,
+  });
+  const metrics = roundMetrics(app.metrics.registry);
+  // Order matters: stop rounds (spooling what they hold) before the pools they write to close.
+  app.addHook('onClose', async () => {
+    await scheduler.stop();
+    await vendor.close();
+    await db.close();
+  });
+  const { address, stop: removeSignalHandlers } = await listenAndServe(
+    app,
+    { port: config.PORT, host: config.HOST },
+    {
+      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      ...(options.handleSignals === false ? { signals: [] } : {}),
+    },
+  );
+  app.log.info({ docs: `${address}/docs`, database: db.target }, 'rcu-scheduler listening');
+  scheduler.start();
+  return {
+    address,
+    scheduler,
+    db,
+    stop: async () => {
+      removeSignalHandlers();
+      await app.close();
+    },
+  };
+}
+
+function roundMetrics(registry: Registry) {
+  const rounds = new Counter({
+    name: 'rcu_rounds_total',
+    help: 'Finished upgrade rounds by whether their results reached the database',
+    labelNames: ['stored'] as const,
+    registers: [registry],
+  });
+  const hosts = new Counter({
+    name: 'rcu_host_results_total',
+    help: 'Host upgrade results by final status',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  const storeRetries = new Counter({
+    name: 'rcu_store_retries_total',
+    help: 'Failed attempts to store round results',
+    registers: [registry],
+  });
+  return {
+    record(event: RoundEvent): void {
+      if (event.type === 'finished') {
+        rounds.inc({ stored: String(event.stored) });
+        for (const status of ['completed', 'failed', 'timeout'] as const)
+          hosts.inc({ status }, event.summary[status]);
+      } else if (event.type === 'store-retry') storeRetries.inc();
+    },
+  };
+}

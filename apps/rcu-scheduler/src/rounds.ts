@@ -1,0 +1,458 @@
+// One upgrade round, top to bottom: pick the firmware by rotation, trigger every group, wait,
+// poll until every host is final or the deadline, then store one log row per host and advance the
+// rotation in the same transaction. The round is recorded before its first vendor call and its
+// results are spooled to disk before the database is tried, so neither a crash nor a database
+// outage loses a result.
+import { createRotation, describeError, isUpgradeError, poll, type Clock } from '@upgrade/core';
+import {
+  isFinalStatus,
+  type FinalHostStatus,
+  type FirmwareFile,
+  type HostGroup,
+  type HostProgress,
+  type ResultSpool,
+  type RoundGroup,
+  type RoundRecord,
+  type RoundStore,
+  type RoundSummary,
+  type RoundTrigger,
+  type UpgradeLogEntry,
+  type VendorApi,
+} from './ports.js';
+
+/** How rounds run; all durations in ms so tests and demos compress time by configuration. */
+export interface RoundSettings {
+  files: readonly FirmwareFile[];
+  repeats: number;
+  groups: readonly HostGroup[];
+  initialDelayMs: number;
+  pollIntervalMs: number;
+  pollTimeoutMs: number;
+  /** Vendor calls in flight at once (triggers, and queries within one poll). */
+  concurrency: number;
+  /** Longest wait between two attempts to store results while the database is down. */
+  storeRetryMaxMs: number;
+}
+
+/** The small logger the flow writes to; pino fits. */
+export interface RoundLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What a round tells its watchers while it runs (terminal progress, metrics). */
+export type RoundEvent =
+  | { type: 'started'; roundId: string; filename: string; trigger: RoundTrigger; hosts: number }
+  | { type: 'triggered'; roundId: string; roomTypeId: number; uuid: string | null; error: string | null }
+  | { type: 'progress'; roundId: string; final: number; hosts: number; meanProgress: number }
+  | { type: 'stored'; roundId: string; rows: number }
+  | { type: 'store-retry'; roundId: string; attempt: number; error: string }
+  | { type: 'finished'; roundId: string; filename: string; summary: RoundSummary; stored: boolean };
+
+export interface RoundDeps {
+  vendor: VendorApi;
+  store: RoundStore;
+  spool: ResultSpool;
+  clock: Clock;
+  logger: RoundLogger;
+  newId: () => string;
+  onEvent?: (event: RoundEvent) => void;
+}
+
+export interface RoundOutcome {
+  roundId: string;
+  filename: string;
+  summary: RoundSummary;
+  /** False when the results are still in the spool (database down); they are stored later. */
+  stored: boolean;
+}
+
+/** Where one host stands during the watch. */
+interface HostState {
+  group: RoundGroup;
+  host: string;
+  startTime: Date;
+  status: HostProgress['status'];
+  progress: number;
+  configVersion: string | null;
+  firmwareVersion: string | null;
+  endTime: Date | null;
+  detail: string | null;
+}
+
+/**
+ * Runs one round. Resolves with `null` when another instance already ran this schedule slot.
+ * The database being down at the end does not fail the round: results wait in the spool and the
+ * store is retried until it answers or `signal` aborts.
+ */
+export async function runRound(
+  deps: RoundDeps,
+  settings: RoundSettings,
+  options: { trigger: RoundTrigger; slot: number | null; roundId?: string; signal?: AbortSignal },
+): Promise<RoundOutcome | null> {
+  const { clock, store } = deps;
+  const rotation = createRotation(settings.files, settings.repeats);
+  const { version: file, state: rotationAfter } = rotation.next(await store.loadRotation());
+  const round: RoundRecord = {
+    id: options.roundId ?? deps.newId(),
+    slot: options.slot,
+    trigger: options.trigger,
+    filename: file.filename,
+    fileType: file.fileType,
+    rotationAfter,
+    status: 'running',
+    startedAt: new Date(clock.now()),
+    finishedAt: null,
+    groups: settings.groups.map((g) => ({
+      roomTypeId: g.roomTypeId,
+      hosts: [...g.hosts],
+      uuid: null,
+      triggerError: null,
+    })),
+  };
+  try {
+    await store.startRound(round);
+  } catch (error) {
+    if (isUpgradeError(error, 'CONFLICT') && options.slot !== null) {
+      deps.logger.info(
+        { slot: new Date(options.slot).toISOString() },
+        'another instance already ran this slot',
+      );
+      return null;
+    }
+    throw error;
+  }
+  const hosts = round.groups.reduce((n, g) => n + g.hosts.length, 0);
+  deps.logger.info(
+    { roundId: round.id, filename: file.filename, groups: round.groups.length, hosts },
+    'round started',
+  );
+  deps.onEvent?.({
+    type: 'started',
+    roundId: round.id,
+    filename: file.filename,
+    trigger: options.trigger,
+    hosts,
+  });
+
+  await triggerGroups(deps, settings, round, options.signal);
+  const states = await watchRound(deps, settings, round, {
+    initialDelayMs: settings.initialDelayMs,
+    timeoutMs: settings.pollTimeoutMs,
+    signal: options.signal,
+  });
+  return finishRound(deps, settings, round, states, options.signal);
+}
+
+/**
+ * Finishes a round a crash or restart left running: polls its upgrades again by uuid until the
+ * round's original deadline (at least once), logs what the vendor no longer knows as failed, then
+ * stores everything and advances the rotation exactly as the round would have.
+ */
+export async function resumeRound(
+  deps: RoundDeps,
+  settings: RoundSettings,
+  round: RoundRecord,
+  signal?: AbortSignal,
+): Promise<RoundOutcome> {
+  const deadline = round.startedAt.getTime() + settings.initialDelayMs + settings.pollTimeoutMs;
+  deps.logger.warn(
+    { roundId: round.id, filename: round.filename, startedAt: round.startedAt.toISOString() },
+    'resuming a round left unfinished by a restart',
+  );
+  const states = await watchRound(deps, settings, round, {
+    initialDelayMs: 0,
+    timeoutMs: Math.max(0, deadline - deps.clock.now()),
+    signal,
+    unconfirmed: "interrupted: the service stopped before this group's upgrade was confirmed by the vendor",
+  });
+  return finishRound(deps, settings, round, states, signal);
+}
+
+/**
+ * Stores results left in the spool by an earlier run (database down at the end of a round, then
+ * a restart). Stops at the first failure: the database is still down, try again later.
+ */
+export async function flushSpool(deps: Pick<RoundDeps, 'store' | 'spool' | 'logger'>): Promise<number> {
+  let stored = 0;
+  for (const batch of await deps.spool.list()) {
+    await deps.store.finishRound(batch.roundId, batch.entries, batch.finishedAt);
+    await deps.spool.remove(batch.roundId);
+    deps.logger.info({ roundId: batch.roundId, rows: batch.entries.length }, 'stored spooled round results');
+    stored++;
+  }
+  return stored;
+}
+
+async function triggerGroups(
+  deps: RoundDeps,
+  settings: RoundSettings,
+  round: RoundRecord,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const file: FirmwareFile = { filename: round.filename, fileType: round.fileType };
+  await forEachLimited(round.groups, settings.concurrency, async (group) => {
+    let outcome: { uuid: string } | { error: string };
+    try {
+      outcome = await deps.vendor.triggerUpgrade({ group, file }, signal);
+      group.uuid = outcome.uuid;
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      group.triggerError = `trigger failed: ${describeError(error)}`;
+      outcome = { error: group.triggerError };
+      deps.logger.warn({ roundId: round.id, roomTypeId: group.roomTypeId, err: error }, 'trigger failed');
+    }
+    deps.onEvent?.({
+      type: 'triggered',
+      roundId: round.id,
+      roomTypeId: group.roomTypeId,
+      uuid: group.uuid,
+      error: group.triggerError,
+    });
+    try {
+      await deps.store.recordTrigger(round.id, group.roomTypeId, outcome);
+    } catch (error) {
+      // The uuid only helps recovery after a crash; the round itself goes on and its results are
+      // spooled, so a database hiccup here must not cost the upgrade.
+      deps.logger.warn(
+        { roundId: round.id, roomTypeId: group.roomTypeId, err: error },
+        'could not record trigger',
+      );
+    }
+  });
+}
+
+async function watchRound(
+  deps: RoundDeps,
+  settings: RoundSettings,
+  round: RoundRecord,
+  options: {
+    initialDelayMs: number;
+    timeoutMs: number;
+    signal: AbortSignal | undefined;
+    unconfirmed?: string;
+  },
+): Promise<HostState[]> {
+  const { clock } = deps;
+  const states: HostState[] = [];
+  const byGroup = new Map<RoundGroup, Map<string, HostState>>();
+  for (const group of round.groups) {
+    const hostStates = new Map<string, HostState>();
+    for (const host of group.hosts) {
+      const state: HostState = {
+        group,
+        host,
+        startTime: round.startedAt,
+        status: 'pending',
+        progress: 0,
+        configVersion: null,
+        firmwareVersion: null,
+        endTime: null,
+        detail: null,
+      };
+      const reason = group.triggerError ?? (group.uuid === null ? (options.unconfirmed ?? null) : null);
+      if (reason !== null) settle(state, 'failed', reason, round.startedAt);
+      hostStates.set(host, state);
+      states.push(state);
+    }
+    byGroup.set(group, hostStates);
+  }
+  const open = (): RoundGroup[] =>
+    round.groups.filter(
+      (g) => g.uuid !== null && [...(byGroup.get(g)?.values() ?? [])].some((s) => !isFinalStatus(s.status)),
+    );
+
+  if (open().length > 0) {
+    const result = await poll({
+      probe: async (signal) => {
+        await forEachLimited(open(), settings.concurrency, (group) =>
+          pollGroup(deps, round, group, byGroup.get(group) ?? new Map<string, HostState>(), signal),
+        );
+        return states;
+      },
+      done: (all) => all.every((s) => isFinalStatus(s.status)),
+      onObservation: (all) => {
+        const final = all.filter((s) => isFinalStatus(s.status)).length;
+        const meanProgress = all.length === 0 ? 100 : all.reduce((n, s) => n + s.progress, 0) / all.length;
+        deps.onEvent?.({ type: 'progress', roundId: round.id, final, hosts: all.length, meanProgress });
+      },
+      initialDelay: options.initialDelayMs,
+      interval: settings.pollIntervalMs,
+      timeout: options.timeoutMs,
+      signal: options.signal,
+      clock,
+    });
+    if (result.status === 'timeout') {
+      const at = new Date(clock.now());
+      for (const s of states) {
+        if (!isFinalStatus(s.status)) {
+          settle(
+            s,
+            'timeout',
+            `still ${s.status} at ${s.progress}% when the poll timeout of ${settings.pollTimeoutMs} ms ended`,
+            at,
+          );
+        }
+      }
+    }
+  }
+  return states;
+}
+
+/** One query of one group; a failure of this group never stops the others. */
+async function pollGroup(
+  deps: RoundDeps,
+  round: RoundRecord,
+  group: RoundGroup,
+  hosts: Map<string, HostState>,
+  signal: AbortSignal,
+): Promise<void> {
+  const uuid = group.uuid as string;
+  const now = (): Date => new Date(deps.clock.now());
+  let answer: HostProgress[];
+  try {
+    answer = await deps.vendor.queryProgress(uuid, signal);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    if (
+      isUpgradeError(error, 'VENDOR_CONTRACT_VIOLATION', 'NOT_FOUND', 'VALIDATION_FAILED', 'UNAUTHORIZED')
+    ) {
+      // Not going to get better by asking again: the group's open hosts end here, with the reason.
+      const reason = isUpgradeError(error, 'NOT_FOUND')
+        ? error.message
+        : `progress query failed: ${describeError(error)}`;
+      for (const s of hosts.values()) if (!isFinalStatus(s.status)) settle(s, 'failed', reason, now());
+      deps.logger.warn(
+        { roundId: round.id, roomTypeId: group.roomTypeId, uuid, err: error },
+        'group ended by vendor error',
+      );
+      return;
+    }
+    // Transient (5xx after retries, timeout, unreachable): the next poll asks again.
+    deps.logger.warn(
+      { roundId: round.id, roomTypeId: group.roomTypeId, uuid, err: error },
+      'progress query failed; retrying next poll',
+    );
+    return;
+  }
+  for (const p of answer) {
+    const s = hosts.get(p.host);
+    if (s === undefined || isFinalStatus(s.status)) continue;
+    s.status = p.status;
+    s.progress = p.progress;
+    s.configVersion = p.configVersion ?? s.configVersion;
+    s.firmwareVersion = p.firmwareVersion ?? s.firmwareVersion;
+    if (isFinalStatus(p.status)) {
+      settle(
+        s,
+        p.status,
+        p.status === 'completed' ? null : (p.message ?? `vendor reported ${p.status}`),
+        now(),
+      );
+    }
+  }
+}
+
+function settle(s: HostState, status: FinalHostStatus, detail: string | null, at: Date): void {
+  s.status = status;
+  s.detail = detail;
+  s.endTime = at;
+  if (status === 'completed') s.progress = 100;
+}
+
+async function finishRound(
+  deps: RoundDeps,
+  settings: RoundSettings,
+  round: RoundRecord,
+  states: HostState[],
+  signal: AbortSignal | undefined,
+): Promise<RoundOutcome> {
+  const finishedAt = new Date(deps.clock.now());
+  const entries: UpgradeLogEntry[] = states.map((s) => ({
+    roundId: round.id,
+    uuid: s.group.uuid,
+    roomTypeId: s.group.roomTypeId,
+    host: s.host,
+    filename: round.filename,
+    fileType: round.fileType,
+    status: s.status as FinalHostStatus,
+    startTime: s.startTime,
+    endTime: s.endTime ?? finishedAt,
+    configVersion: s.configVersion,
+    firmwareVersion: s.firmwareVersion,
+    detail: s.detail,
+  }));
+  const summary = summarise(entries);
+  await deps.spool.put(round.id, { roundId: round.id, finishedAt, entries });
+  const stored = await storeWithRetry(deps, settings, round.id, entries, finishedAt, signal);
+  if (stored) {
+    await deps.spool.remove(round.id);
+    deps.onEvent?.({ type: 'stored', roundId: round.id, rows: entries.length });
+  }
+  deps.logger.info({ roundId: round.id, filename: round.filename, ...summary, stored }, 'round finished');
+  deps.onEvent?.({ type: 'finished', roundId: round.id, filename: round.filename, summary, stored });
+  return { roundId: round.id, filename: round.filename, summary, stored };
+}
+
+/**
+ * Retries the final write while the database is unavailable, backing off up to the configured
+ * maximum. Gives up (results stay spooled) only on abort, i.e. shutdown, or on an error that a
+ * retry cannot fix.
+ */
+async function storeWithRetry(
+  deps: RoundDeps,
+  settings: RoundSettings,
+  roundId: string,
+  entries: UpgradeLogEntry[],
+  finishedAt: Date,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  let delay = Math.min(500, settings.storeRetryMaxMs);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.store.finishRound(roundId, entries, finishedAt);
+      return true;
+    } catch (error) {
+      const retryable = isUpgradeError(error) && error.retryable;
+      deps.onEvent?.({ type: 'store-retry', roundId, attempt, error: describeError(error) });
+      if (!retryable) {
+        deps.logger.error({ roundId, err: error }, 'storing round results failed; they stay in the spool');
+        return false;
+      }
+      deps.logger.warn(
+        { roundId, attempt, err: error },
+        'database unavailable; results kept in the spool, retrying',
+      );
+      try {
+        await deps.clock.sleep(delay, signal);
+      } catch {
+        return false;
+      }
+      delay = Math.min(delay * 2, settings.storeRetryMaxMs);
+    }
+  }
+}
+
+/** Counts per final status. */
+export function summarise(entries: readonly { status: FinalHostStatus }[]): RoundSummary {
+  const summary: RoundSummary = { total: entries.length, completed: 0, failed: 0, timeout: 0 };
+  for (const e of entries) summary[e.status]++;
+  return summary;
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; the first rejection rejects the whole. */
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}

@@ -1,0 +1,105 @@
+// The scheduler over the real PostgreSQL store and advisory lock, the real vendor adapter and the
+// simulator: no overlapping rounds in one process, exactly one round per slot across instances.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tryAdvisoryLock, type DatabaseHandle } from '@upgrade/db';
+import { isUpgradeError } from '@upgrade/core';
+import { useTestDatabase } from '@upgrade/testkit';
+import { createPgStore } from '../src/adapters/pg-store.js';
+import type { VendorApiClient } from '../src/adapters/vendor-api.js';
+import type * as schema from '../src/db/schema.js';
+import { openRcuDatabase } from '../src/main.js';
+import { createScheduler, slotOf, type Scheduler } from '../src/scheduler.js';
+import { fastSettings, roundDeps, tempDir, vendorFor } from './helpers.js';
+import { startVendorSimulator, type VendorSimulator } from './simulator/vendor-simulator.js';
+
+const database = useTestDatabase();
+let sim: VendorSimulator;
+let vendor: VendorApiClient;
+const handles: DatabaseHandle<typeof schema>[] = [];
+const spool = tempDir('rcu-sched-');
+
+beforeAll(async () => {
+  sim = await startVendorSimulator({ hostDurationMs: 150, startSpreadMs: 20 });
+  vendor = vendorFor(sim);
+});
+afterAll(async () => {
+  await Promise.all(handles.map((h) => h.close()));
+  await vendor.close();
+  await sim.close();
+  spool.remove();
+});
+
+/** One "instance": its own pool, store, lock and scheduler over the shared database. */
+async function instance(options: { intervalMs?: number } = {}): Promise<Scheduler> {
+  const db = await openRcuDatabase({
+    DATABASE_URL: database.url,
+    DATA_DIR: spool.path,
+    MIGRATE_ON_START: true,
+  });
+  handles.push(db);
+  const store = createPgStore(db.db);
+  return createScheduler(
+    {
+      ...roundDeps(vendor, store, spool.path),
+      lock: { tryAcquire: () => tryAdvisoryLock(db, 'rcu-scheduler:rounds') },
+    },
+    fastSettings(),
+    { intervalMs: options.intervalMs ?? 60_000, roundOnStart: false },
+  );
+}
+
+describe('scheduler', () => {
+  it('does not double a round when the next tick comes while it runs', async () => {
+    const a = await instance();
+    const slot = slotOf(Date.now(), 60_000);
+    const first = a.tick(slot);
+    await waitFor(() => a.running !== null);
+    expect(await a.tick(slot + 60_000)).toBe('busy');
+    expect(await first).toBe('ran');
+  });
+
+  it('lets exactly one of two instances run a slot, even when they tick one after the other', async () => {
+    const [a, b] = [await instance(), await instance()];
+    const slot = slotOf(Date.now(), 60_000) + 10 * 60_000;
+    const results = await Promise.all([a.tick(slot), b.tick(slot)]);
+    expect(results.filter((r) => r === 'ran')).toHaveLength(1);
+    expect(results.filter((r) => r === 'locked' || r === 'slot-taken')).toHaveLength(1);
+    // The loser tries again after the winner released the lock: the slot is taken.
+    expect(await b.tick(slot)).toBe('slot-taken');
+    expect(await a.tick(slot)).toBe('slot-taken');
+  });
+
+  it('refuses a manual round with CONFLICT while another instance holds the round lock', async () => {
+    const [a, b] = [await instance(), await instance()];
+    const started = await a.startManualRound();
+    const refusal = await b.startManualRound().catch((e: unknown) => e);
+    expect(isUpgradeError(refusal, 'CONFLICT')).toBe(true);
+    expect((refusal as Error).message).toBe(
+      'another instance is running a round; try again when it has finished',
+    );
+    const local = await a.startManualRound().catch((e: unknown) => e);
+    expect(isUpgradeError(local, 'CONFLICT')).toBe(true);
+    expect((local as Error).message).toContain(started.roundId);
+    expect((await started.done)?.summary.completed).toBe(6);
+  });
+
+  it('ticks at slot boundaries once started, and stops cleanly', async () => {
+    const a = await instance({ intervalMs: 300 });
+    a.start();
+    await waitFor(() => a.nextTickAt !== null);
+    const first = a.nextTickAt?.getTime() ?? 0;
+    expect(first % 300).toBe(0);
+    await waitFor(() => a.running !== null, 2_000);
+    await a.stop();
+    expect(a.running).toBeNull();
+    expect(a.nextTickAt).toBeNull();
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
