@@ -3,6 +3,7 @@
 // rotation in the same transaction. The round is recorded before its first vendor call and its
 // results are spooled to disk before the database is tried, so neither a crash nor a database
 // outage loses a result.
+import { setMaxListeners } from 'node:events';
 import { createRotation, describeError, isUpgradeError, poll, type Clock } from '@upgrade/core';
 import {
   isFinalStatus,
@@ -136,11 +137,13 @@ export async function runRound(
     hosts,
   });
 
-  await triggerGroups(deps, settings, round, options.signal);
-  const states = await watchRound(deps, settings, round, {
-    initialDelayMs: settings.initialDelayMs,
-    timeoutMs: settings.pollTimeoutMs,
-    signal: options.signal,
+  const states = await withRoundSignal(options.signal, settings, async (signal) => {
+    await triggerGroups(deps, settings, round, signal);
+    return watchRound(deps, settings, round, {
+      initialDelayMs: settings.initialDelayMs,
+      timeoutMs: settings.pollTimeoutMs,
+      signal,
+    });
   });
   return finishRound(deps, settings, round, states, options.signal);
 }
@@ -161,12 +164,14 @@ export async function resumeRound(
     { roundId: round.id, filename: round.filename, startedAt: round.startedAt.toISOString() },
     'resuming a round left unfinished by a restart',
   );
-  const states = await watchRound(deps, settings, round, {
-    initialDelayMs: 0,
-    timeoutMs: Math.max(0, deadline - deps.clock.now()),
-    signal,
-    unconfirmed: "interrupted: the service stopped before this group's upgrade was confirmed by the vendor",
-  });
+  const states = await withRoundSignal(signal, settings, (roundSignal) =>
+    watchRound(deps, settings, round, {
+      initialDelayMs: 0,
+      timeoutMs: Math.max(0, deadline - deps.clock.now()),
+      signal: roundSignal,
+      unconfirmed: "interrupted: the service stopped before this group's upgrade was confirmed by the vendor",
+    }),
+  );
   return finishRound(deps, settings, round, states, signal);
 }
 
@@ -431,6 +436,28 @@ async function storeWithRetry(
       }
       delay = Math.min(delay * 2, settings.storeRetryMaxMs);
     }
+  }
+}
+
+/**
+ * The signal a round's vendor calls share: up to `concurrency` calls listen on it at once, more
+ * than Node's default listener warning threshold, so the round owns a child signal sized for that.
+ * Its link to the long-lived outer signal is removed when the round ends.
+ */
+async function withRoundSignal<T>(
+  outer: AbortSignal | undefined,
+  settings: RoundSettings,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  setMaxListeners(settings.concurrency + 10, controller.signal);
+  const forward = (): void => controller.abort(outer?.reason);
+  if (outer?.aborted) forward();
+  else outer?.addEventListener('abort', forward, { once: true });
+  try {
+    return await fn(controller.signal);
+  } finally {
+    outer?.removeEventListener('abort', forward);
   }
 }
 
