@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startTcpProxy, useTestDatabase, type TcpProxy } from '@upgrade/testkit';
+import { startTcpProxy, useTestDatabase, waitFor, type TcpProxy } from '@upgrade/testkit';
 import type { Static } from '@upgrade/service';
 import type { RoundDetail, RoundPage, StatsResponse, StatusResponse } from '../src/http/schemas.js';
 import type { HealthReport } from '@upgrade/core';
@@ -155,6 +155,7 @@ describe('rcu-scheduler as a process', () => {
     await first.waitForLog((l) => l.msg === 'round started');
     await waitFor(
       async () => (await count('select count(*) as n from upgrade_round_group where uuid is not null')) === 2,
+      { timeoutMs: 10_000 },
     );
     await first.kill('SIGKILL');
     const { rows: groups } = await sql.query<{ uuid: string }>(
@@ -182,6 +183,7 @@ describe('rcu-scheduler as a process', () => {
     await first.waitForLog((l) => l.msg === 'round started');
     await waitFor(
       async () => (await count('select count(*) as n from upgrade_round_group where uuid is not null')) === 2,
+      { timeoutMs: 10_000 },
     );
     proxy.cut();
     await first.waitForLog((l) => l.msg === 'database unavailable; results kept in the spool, retrying');
@@ -214,11 +216,3 @@ describe('rcu-scheduler as a process', () => {
     expect(existsSync(join(e.DATA_DIR ?? '', 'spool'))).toBe(false);
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -1,6 +1,7 @@
 // The round flow end to end in one process: the real vendor adapter over loopback HTTP against
 // the simulator, the memory store (held to the PostgreSQL store by the contract suite), a real
 // spool directory, and time compressed by settings.
+import { waitFor } from '@upgrade/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
@@ -220,11 +221,3 @@ describe('runRound', () => {
     expect(sim.upgrades.size).toBeGreaterThan(0);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

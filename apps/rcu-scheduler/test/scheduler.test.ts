@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryAdvisoryLock, type DatabaseHandle } from '@upgrade/db';
 import { isUpgradeError } from '@upgrade/core';
-import { useTestDatabase } from '@upgrade/testkit';
+import { useTestDatabase, waitFor } from '@upgrade/testkit';
 import { createPgStore } from '../src/adapters/pg-store.js';
 import type { VendorApiClient } from '../src/adapters/vendor-api.js';
 import type * as schema from '../src/db/schema.js';
@@ -89,17 +89,9 @@ describe('scheduler', () => {
     await waitFor(() => a.nextTickAt !== null);
     const first = a.nextTickAt?.getTime() ?? 0;
     expect(first % 300).toBe(0);
-    await waitFor(() => a.running !== null, 2_000);
+    await waitFor(() => a.running !== null, { timeoutMs: 2_000 });
     await a.stop();
     expect(a.running).toBeNull();
     expect(a.nextTickAt).toBeNull();
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isUpgradeError, type UpgradeError } from '@upgrade/core';
+
+import { rejectionOf } from '@upgrade/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFileSpool, type SpoolLogger } from '../src/adapters/file-spool.js';
 import type { FinalHostStatus, SpooledResult, UpgradeLogEntry } from '../src/ports.js';
@@ -35,16 +36,6 @@ function spooled(finishedAtMs = T0 + 600_000, hosts = 3): SpooledResult {
 function recordingLogger(): SpoolLogger & { lines: { obj: Record<string, unknown>; msg: string }[] } {
   const lines: { obj: Record<string, unknown>; msg: string }[] = [];
   return { lines, warn: (obj, msg) => lines.push({ obj, msg }) };
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<UpgradeError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isUpgradeError(error)) return error;
-    throw new Error(`expected an UpgradeError, got ${String(error)}`, { cause: error });
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('file spool', () => {

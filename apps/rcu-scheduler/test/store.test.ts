@@ -5,9 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isUpgradeError, type UpgradeError } from '@upgrade/core';
+
 import { migrate, migrationStatus, openDatabase, type DatabaseHandle } from '@upgrade/db';
-import { createTestDatabase, useTestDatabase } from '@upgrade/testkit';
+import { createTestDatabase, rejectionOf, useTestDatabase } from '@upgrade/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createPgStore } from '../src/adapters/pg-store.js';
 import * as schema from '../src/db/schema.js';
@@ -92,17 +92,6 @@ function entry(
     detail: status === 'completed' ? null : `host ${status}`,
     ...over,
   };
-}
-
-/** The UpgradeError a promise rejects with. */
-async function rejectionOf(promise: Promise<unknown>): Promise<UpgradeError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isUpgradeError(error)) return error;
-    throw new Error(`expected an UpgradeError, got ${String(error)}`, { cause: error });
-  }
-  throw new Error('expected a rejection');
 }
 
 function describeStoreContract(name: string, open: () => Promise<StoreTarget>): void {

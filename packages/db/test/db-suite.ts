@@ -2,8 +2,9 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isUpgradeError, runChecks, UpgradeError } from '@upgrade/core';
+import { runChecks, UpgradeError } from '@upgrade/core';
 import { DrizzleQueryError, eq, sql } from 'drizzle-orm';
+import { rejectionOf } from '@upgrade/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   mapPgError,
@@ -18,16 +19,7 @@ import { parts, widgets } from './fixtures/schema.js';
 
 export const FIXTURE_MIGRATIONS = fileURLToPath(new URL('./fixtures/drizzle', import.meta.url));
 
-/** The error a promise rejects with, for assertions on code, status and cause. */
-export async function rejectionOf(promise: Promise<unknown>): Promise<UpgradeError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isUpgradeError(error)) return error;
-    throw new Error(`expected an UpgradeError, got ${String(error)}`, { cause: error });
-  }
-  throw new Error('expected a rejection');
-}
+export { rejectionOf };
 
 /** A copy of the fixture folder whose journal keeps only the first `count` migrations. */
 async function fixturePrefix(count: number): Promise<string> {

@@ -32,3 +32,5 @@ export {
 } from './http-simulator.js';
 /** A TCP proxy a test can cut, to make PostgreSQL or Redis look down. */
 export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+/** Assertion helpers: the UpgradeError a promise rejects with; waiting on a condition. */
+export { rejectionOf, waitFor } from './assertions.js';
