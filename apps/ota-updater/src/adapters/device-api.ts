@@ -1,0 +1,147 @@
+// Progress reports to the printer's device API (port 9080), the sink behind core's progress
+// reporter. Every post has a hard deadline and a failure is thrown for the reporter to count: the
+// update never waits on, or fails because of, the device API.
+//
+// Wire format: `POST <url>`, `content-type: application/json`, body
+//   { "stage": "downloading", "progress": 42.5, "message": "downloading 1.2.0", "error": null }
+// `stage` is one of OTA_STAGES, `progress` 0-100 (one decimal at most), `error` null or
+// `{ "code": "MD5_MISMATCH", "message": "..." }` with a stable code. Any 2xx is an acknowledgement;
+// the answer's body is ignored.
+import { Agent, request, type Dispatcher } from 'undici';
+import { UpgradeError, isUpgradeError, type ProgressSink, type ProgressUpdate } from '@upgrade/core';
+import type { OtaProgress, OtaStage } from '../ports.js';
+
+/** Where the device API takes progress reports unless configured otherwise. */
+export const DEFAULT_DEVICE_API_PROGRESS_URL = 'http://127.0.0.1:9080/api/v1.0/ota/progress';
+
+/** The part of a pino-like logger the reporter writes to. */
+export interface DeviceApiLogger {
+  warn(details: Record<string, unknown>, message: string): void;
+  info(details: Record<string, unknown>, message: string): void;
+}
+
+/** Options of {@link createDeviceApiReporter}. */
+export interface DeviceApiReporterOptions {
+  /** Default {@link DEFAULT_DEVICE_API_PROGRESS_URL}. */
+  url?: string;
+  /** Limit of one post, connect to last byte of the answer. Default 2 000 ms. */
+  timeoutMs?: number;
+  /** Told when reports start failing and when they work again, not about every failure. */
+  logger?: DeviceApiLogger;
+  /** Carries the posts. Default: an Agent of the reporter, closed by `close()`. */
+  dispatcher?: Dispatcher;
+}
+
+/** A progress sink (pass it to `createProgressReporter`) that can be closed at shutdown. */
+export interface DeviceApiReporter extends ProgressSink<OtaStage> {
+  (update: ProgressUpdate<OtaStage>): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Posts each update to the device API. Rejects (UpgradeError) on a non-2xx answer (UNAVAILABLE),
+ * no answer within `timeoutMs` (TIMEOUT) or no connection (UNREACHABLE).
+ *
+ * @example const reporter = createProgressReporter(createDeviceApiReporter({ logger }), { onError })
+ */
+export function createDeviceApiReporter(options: DeviceApiReporterOptions = {}): DeviceApiReporter {
+  const url = checkUrl(options.url ?? DEFAULT_DEVICE_API_PROGRESS_URL);
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new UpgradeError(
+      'CONFIG_INVALID',
+      `device API timeout must be a positive number of ms, is ${timeoutMs}`,
+    );
+  let ownAgent: Agent | undefined;
+  const dispatcher =
+    options.dispatcher ??
+    (ownAgent = new Agent({
+      connect: { timeout: timeoutMs },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    }));
+  let failing = false;
+
+  const post = async (update: ProgressUpdate<OtaStage>): Promise<void> => {
+    const body: OtaProgress = {
+      stage: update.stage,
+      progress: update.progress,
+      message: update.message,
+      error: update.error ?? null,
+    };
+    // undici's own timeouts run on coarse timers; this one bounds the whole post, connect included.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    timer.unref();
+    try {
+      const response = await request(url, {
+        method: 'POST',
+        dispatcher,
+        headers: { 'content-type': 'application/json', 'user-agent': 'ota-updater' },
+        body: JSON.stringify(body),
+        signal: deadline.signal,
+      });
+      await response.body.dump({ limit: 16 * 1024 });
+      if (response.statusCode < 200 || response.statusCode >= 300)
+        throw new UpgradeError(
+          'UNAVAILABLE',
+          `device API answered HTTP ${response.statusCode} to a progress report`,
+          {
+            details: { status: response.statusCode },
+          },
+        );
+    } catch (error) {
+      throw failure(error, deadline.signal.aborted, url, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const sink = async (update: ProgressUpdate<OtaStage>): Promise<void> => {
+    try {
+      await post(update);
+    } catch (error) {
+      if (!failing)
+        options.logger?.warn(
+          { url: url.href, reason: error instanceof Error ? error.message : String(error) },
+          'device API progress report failed; further failures are counted, not logged',
+        );
+      failing = true;
+      throw error;
+    }
+    if (failing) options.logger?.info({ url: url.href }, 'device API accepts progress reports again');
+    failing = false;
+  };
+
+  return Object.assign(sink, {
+    close: async () => {
+      await ownAgent?.destroy();
+    },
+  });
+}
+
+function failure(error: unknown, timedOut: boolean, url: URL, timeoutMs: number): UpgradeError {
+  if (timedOut)
+    return new UpgradeError('TIMEOUT', `device API at ${url.host} did not answer within ${timeoutMs} ms`, {
+      cause: error,
+      details: { timeoutMs },
+    });
+  if (isUpgradeError(error)) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const reason = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+  return new UpgradeError('UNREACHABLE', `device API at ${url.host} is unreachable (${reason})`, {
+    cause: error,
+  });
+}
+
+function checkUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UpgradeError('CONFIG_INVALID', `device API URL ${JSON.stringify(raw)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UpgradeError('CONFIG_INVALID', `device API URL must be http(s), is ${url.protocol}`);
+  return url;
+}

@@ -1,0 +1,37 @@
+// Builds the HTTP app from a ready updater; never listens (main.ts does).
+import type { HealthCheck } from '@upgrade/core';
+import { createService, Gauge, type LoggerOption, type ServiceApp } from '@upgrade/service';
+import { otaRoutes } from './http/routes.js';
+import type { Updater } from './updater.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
+
+export interface AppDeps {
+  updater: Updater;
+  healthChecks?: HealthCheck[];
+  logger?: LoggerOption;
+}
+
+/** The ota-updater API plus the kit's /healthz, /metrics and /docs. */
+export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
+  const app = await createService({
+    name: SERVICE_NAME,
+    version: SERVICE_VERSION,
+    logger: deps.logger ?? 'info',
+    healthChecks: deps.healthChecks ?? [],
+    openapi: {
+      title: 'ota-updater',
+      description:
+        'Device-side OTA updates: verified streaming download, version snapshots behind an atomic symlink, systemd restart with health checks, rollback to previous then factory.',
+    },
+  });
+  new Gauge({
+    name: 'ota_progress_reports_failed',
+    help: 'Progress reports the device API did not accept since start',
+    registers: [app.metrics.registry],
+    collect() {
+      this.set(deps.updater.reportStats.failed);
+    },
+  });
+  await app.register(otaRoutes, { updater: deps.updater });
+  return app;
+}

@@ -1,0 +1,279 @@
+// The HTTP side of one download: attempts with Range and If-Range, what each answer means
+// (continue, start over from byte zero, retry, give up), and the bytes of a body written through
+// the partial file with a stall watch. download.ts owns the flow around it: resume, checks, rename.
+import { request as httpRequest, type Dispatcher } from 'undici';
+import { UpgradeError, isUpgradeError, type Clock } from '@upgrade/core';
+import type { DownloadCheckpoint, DownloadRequest } from './ports.js';
+import { follow, watchStall, type RunControl } from './download-deadlines.js';
+import {
+  Interrupted,
+  RETRY_STATUSES,
+  contentLengthOf,
+  contentRangeOf,
+  describeNetworkError,
+  etagOf,
+  strongEtag,
+} from './download-http.js';
+import type { PartialFile } from './download-partial.js';
+
+/** What the caller hears during a transfer (DownloadOptions' callbacks). */
+export interface DownloadCallbacks {
+  onProgress?(progress: { received: number; total: number }): void;
+  onCheckpoint?(checkpoint: DownloadCheckpoint): void | Promise<void>;
+}
+
+const MAX_RETRY_DELAY_MS = 30_000;
+// Restarts from byte zero after an unusable range answer; more than this means the server is broken.
+const MAX_RESTARTS = 3;
+
+/** The resolved limits of one download; see DownloadOptions for each. */
+export interface TransferSettings {
+  clock: Clock;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  stallTimeoutMs: number;
+  totalTimeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  checkpointBytes: number;
+}
+
+/** One download's requests: attempts, retries and restarts, and what each answer means. */
+export class Transfer {
+  private lastCheckpoint: number;
+
+  constructor(
+    private readonly request: DownloadRequest,
+    private readonly settings: TransferSettings,
+    private readonly file: PartialFile,
+    private readonly run: RunControl,
+    private readonly dispatcher: Dispatcher,
+    /** The server's validator of the bytes in the partial file, for If-Range. */
+    private etag: string | null,
+    private readonly callbacks: DownloadCallbacks,
+  ) {
+    this.lastCheckpoint = file.offset;
+  }
+
+  /** Attempts until the body ended cleanly, retrying interruptions that leave hope. */
+  async receiveAll(): Promise<void> {
+    let fruitless = 0;
+    let attempts = 0;
+    let restarts = 0;
+    // Every byte arrived before a restart or power cut, only the checks are left.
+    if (this.file.offset === this.request.packageSize) return;
+    for (;;) {
+      const before = this.file.offset;
+      attempts++;
+      let outcome: 'done' | 'restart';
+      try {
+        outcome = await this.attempt();
+      } catch (error) {
+        if (!(error instanceof Interrupted)) throw error;
+        fruitless = this.file.offset > before ? 1 : fruitless + 1;
+        if (fruitless > this.settings.retries) throw this.gaveUp(error, attempts);
+        const delay = Math.min(MAX_RETRY_DELAY_MS, this.settings.retryDelayMs * 2 ** (fruitless - 1));
+        await this.settings.clock.sleep(delay, this.run.signal);
+        continue;
+      }
+      if (outcome === 'done') return;
+      if (++restarts > MAX_RESTARTS)
+        throw new UpgradeError(
+          'DOWNLOAD_FAILED',
+          `${this.request.packageUrl}: the server's range answers do not fit the package after ${restarts} restarts`,
+          { retryable: false },
+        );
+    }
+  }
+
+  /** A fresh checkpoint of what is on disk, for the caller to persist. */
+  async checkpoint(): Promise<void> {
+    await this.file.sync();
+    this.lastCheckpoint = this.file.offset;
+    const checkpoint: DownloadCheckpoint = {
+      request: this.request,
+      partialPath: this.file.path,
+      offset: this.file.offset,
+      etag: this.etag,
+    };
+    try {
+      await this.callbacks.onCheckpoint?.(checkpoint);
+    } catch (error) {
+      if (isUpgradeError(error)) throw error;
+      throw new UpgradeError('INTERNAL', `saving the download checkpoint failed: ${String(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  private async attempt(): Promise<'done' | 'restart'> {
+    const controller = new AbortController();
+    const unlink = follow(this.run.signal, controller);
+    let stalled = false;
+    try {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await httpRequest(this.request.packageUrl, {
+          method: 'GET',
+          dispatcher: this.dispatcher,
+          headers: this.headers(),
+          signal: controller.signal,
+          headersTimeout: this.settings.headersTimeoutMs,
+          // A backstop only: the stall watch on the clock ends silent bodies first.
+          bodyTimeout: this.settings.stallTimeoutMs * 2,
+        });
+      } catch (error) {
+        throw this.interrupted(error, false);
+      }
+      const { body } = response;
+      try {
+        if ((await this.accept(response)) === 'restart') return 'restart';
+        const watch = watchStall(this.settings.clock, this.settings.stallTimeoutMs, () => {
+          stalled = true;
+          controller.abort(new Error('stalled'));
+        });
+        try {
+          const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+          for (;;) {
+            let next: IteratorResult<Buffer>;
+            try {
+              next = await chunks.next();
+            } catch (error) {
+              throw this.interrupted(error, stalled);
+            }
+            if (next.done === true) return 'done';
+            watch.hold();
+            await this.consume(next.value);
+            watch.release();
+          }
+        } finally {
+          watch.stop();
+        }
+      } finally {
+        body.destroy();
+      }
+    } finally {
+      unlink();
+    }
+  }
+
+  private headers(): Record<string, string> {
+    const headers: Record<string, string> = {
+      'accept-encoding': 'identity',
+      'user-agent': 'ota-updater',
+    };
+    if (this.file.offset > 0) {
+      headers.range = `bytes=${this.file.offset}-`;
+      const validator = strongEtag(this.etag);
+      if (validator !== null) headers['if-range'] = validator;
+    }
+    return headers;
+  }
+
+  /** Checks an answer's status and sizes before a byte of its body is written. */
+  private async accept(response: Dispatcher.ResponseData): Promise<'body' | 'restart'> {
+    const { statusCode: status, headers } = response;
+    const size = this.request.packageSize;
+    if (status === 200) {
+      const length = contentLengthOf(headers);
+      if (length !== null && length !== size)
+        throw sizeMismatch(
+          this.request,
+          `the server announces ${length} bytes (Content-Length), expected ${size}`,
+        );
+      // Range ignored or If-Range failed: the whole package follows, from its first byte.
+      if (this.file.offset > 0) await this.file.reset();
+      this.etag = etagOf(headers);
+      await this.checkpoint();
+      return 'body';
+    }
+    if (status === 206) {
+      const range = contentRangeOf(headers);
+      if (range?.total != null && range.total !== size)
+        throw sizeMismatch(
+          this.request,
+          `the server announces ${range.total} bytes (Content-Range total), expected ${size}`,
+        );
+      const etag = etagOf(headers);
+      const changed = this.etag !== null && etag !== null && etag !== this.etag;
+      if (range === null || range.start !== this.file.offset || range.end !== size - 1 || changed) {
+        await discardBody(response);
+        await this.file.reset();
+        return 'restart';
+      }
+      this.etag = etag ?? this.etag;
+      return 'body';
+    }
+    await discardBody(response);
+    if (status === 416 && this.file.offset > 0) {
+      // The partial file is longer than the server's package, or the range is unknown to it.
+      await this.file.reset();
+      return 'restart';
+    }
+    if (RETRY_STATUSES.has(status)) throw new Interrupted(`the server answered HTTP ${status}`, status);
+    throw new UpgradeError(
+      'DOWNLOAD_FAILED',
+      `the package server answered HTTP ${status} for ${this.request.packageUrl}; check package_url`,
+      { retryable: false, details: { status } },
+    );
+  }
+
+  private async consume(chunk: Buffer): Promise<void> {
+    const size = this.request.packageSize;
+    if (this.file.offset + chunk.length > size)
+      throw sizeMismatch(this.request, `the server sent more than the expected ${size} bytes`);
+    try {
+      await this.file.append(chunk);
+    } catch (error) {
+      throw diskFailure(this.file.path, error);
+    }
+    this.callbacks.onProgress?.({ received: this.file.offset, total: size });
+    if (this.file.offset - this.lastCheckpoint >= this.settings.checkpointBytes) await this.checkpoint();
+  }
+
+  private interrupted(error: unknown, stalled: boolean): Error {
+    const reason = this.run.reason();
+    if (reason !== null) return reason;
+    if (stalled) return new Interrupted(`server stalled: no bytes for ${this.settings.stallTimeoutMs} ms`);
+    return new Interrupted(describeNetworkError(error, this.settings), undefined, { cause: error });
+  }
+
+  private gaveUp(last: Interrupted, attempts: number): UpgradeError {
+    const { offset } = this.file;
+    return new UpgradeError(
+      'DOWNLOAD_FAILED',
+      `${this.request.packageUrl}: ${last.reason}; gave up after ${attempts} attempts with ${offset} of ${this.request.packageSize} bytes on disk, kept for a resume`,
+      {
+        cause: last.cause,
+        details: {
+          attempts,
+          received: offset,
+          ...(last.status === undefined ? {} : { status: last.status }),
+        },
+      },
+    );
+  }
+}
+
+/** The announced or received size is not package_size: the server's file is not the package. */
+export function sizeMismatch(request: DownloadRequest, what: string): UpgradeError {
+  return new UpgradeError(
+    'PACKAGE_SIZE_MISMATCH',
+    `package ${request.version}: ${what}; package_size or the server's file is wrong`,
+    { details: { expected: request.packageSize } },
+  );
+}
+
+function diskFailure(path: string, error: unknown): UpgradeError {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return new UpgradeError(
+    'DOWNLOAD_FAILED',
+    `could not write ${path}${code === undefined ? '' : ` (${code})`}: free space or fix permissions`,
+    { retryable: false, cause: error },
+  );
+}
+
+async function discardBody(response: Dispatcher.ResponseData): Promise<void> {
+  // Drained up to a small limit (the connection can be reused), destroyed beyond it.
+  await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+}

@@ -1,0 +1,167 @@
+// The device-facing API: `{ code, msg, data }` envelopes, as the device API expects them.
+import { UpgradeError, isUpgradeError } from '@upgrade/core';
+import { Type, mapError, type ServicePlugin, type Static, type TSchema } from '@upgrade/service';
+import type { DownloadRequest } from '../ports.js';
+import type { Updater } from '../updater.js';
+
+const Md5 = Type.String({ pattern: '^[0-9a-fA-F]{32}$', description: 'hex MD5 of the package' });
+const Version = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$', description: 'e.g. 2.4.1' });
+
+const DownloadBody = Type.Object(
+  {
+    version: Version,
+    package_url: Type.String({ pattern: '^https?://', maxLength: 2048 }),
+    package_name: Type.String({ minLength: 1, maxLength: 255 }),
+    package_size: Type.Integer({ minimum: 1 }),
+    package_md5: Md5,
+    package_sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$' })),
+    signature: Type.Optional(
+      Type.String({ description: 'base64 ed25519 signature over the SHA-256 digest' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Envelope = <T extends TSchema>(data: T) =>
+  Type.Object({
+    code: Type.String({ description: '`OK`, or a stable error code' }),
+    msg: Type.String(),
+    data,
+  });
+
+const Stage = Type.String({
+  description:
+    'idle, downloading, verifying, downloaded, deploying, health_check, success, rolling_back, rolled_back, failed',
+});
+const ProgressData = Type.Object({
+  stage: Stage,
+  progress: Type.Number({ minimum: 0, maximum: 100 }),
+  message: Type.String(),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+});
+const AcceptedData = Type.Object({ version: Type.String(), stage: Stage });
+const VersionsData = Type.Object({
+  current: Type.Union([Type.String(), Type.Null()]),
+  previous: Type.Union([Type.String(), Type.Null()]),
+  factory: Type.Boolean(),
+  others: Type.Array(Type.String()),
+});
+const ErrorEnvelope = Type.Object({
+  code: Type.String({ description: 'stable error code, e.g. VALIDATION_FAILED, CONFLICT, NOT_FOUND' }),
+  msg: Type.String(),
+  data: Type.Null(),
+  requestId: Type.String(),
+});
+const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorEnvelope]));
+
+export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { updater }) => {
+  // This API speaks `{code, msg, data}`: the kit's mapping decides status and code, this shapes it.
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body } = mapError(error, request.id);
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply
+      .code(status)
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(
+        JSON.stringify({
+          code: body.error.code,
+          msg: body.error.message,
+          data: null,
+          requestId: body.error.requestId,
+        }),
+      );
+  });
+
+  app.post(
+    '/api/v1.0/download',
+    {
+      schema: {
+        summary: 'Download and verify a package in the background',
+        tags: ['ota'],
+        body: DownloadBody,
+        response: { 202: Envelope(AcceptedData), ...errors(400, 409) },
+      },
+    },
+    async (request, reply) => {
+      await updater.startDownload(toDownloadRequest(request.body));
+      return reply.code(202).send({
+        code: 'OK',
+        msg: 'download started',
+        data: { version: request.body.version, stage: 'downloading' },
+      });
+    },
+  );
+
+  app.post(
+    '/api/v1.0/update',
+    {
+      schema: {
+        summary: 'Deploy a downloaded, verified version',
+        tags: ['ota'],
+        body: Type.Object({ version: Version }, { additionalProperties: false }),
+        response: { 202: Envelope(AcceptedData), ...errors(400, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await updater.startUpdate(request.body.version);
+      return reply.code(202).send({
+        code: 'OK',
+        msg: 'update started',
+        data: { version: request.body.version, stage: 'deploying' },
+      });
+    },
+  );
+
+  app.post(
+    '/api/v1.0/cancel',
+    {
+      schema: {
+        summary: 'Cancel a download, or a deploy that has not switched yet',
+        tags: ['ota'],
+        response: { 200: Envelope(ProgressData), ...errors(409) },
+      },
+    },
+    async () => {
+      await updater.cancel();
+      return { code: 'OK', msg: 'cancelled', data: updater.progress() };
+    },
+  );
+
+  app.get(
+    '/api/v1.0/progress',
+    {
+      schema: {
+        summary: 'Where the update stands',
+        tags: ['ota'],
+        response: { 200: Envelope(ProgressData) },
+      },
+      logLevel: 'warn',
+    },
+    async () => ({ code: 'OK', msg: 'ok', data: updater.progress() }),
+  );
+
+  app.get(
+    '/api/v1.0/versions',
+    { schema: { summary: 'Installed versions', tags: ['ota'], response: { 200: Envelope(VersionsData) } } },
+    async () => {
+      try {
+        return { code: 'OK', msg: 'ok', data: await updater.versions() };
+      } catch (error) {
+        if (isUpgradeError(error)) throw error;
+        throw new UpgradeError('INTERNAL', 'could not read the installed versions', { cause: error });
+      }
+    },
+  );
+};
+
+function toDownloadRequest(body: Static<typeof DownloadBody>): DownloadRequest {
+  return {
+    version: body.version,
+    packageUrl: body.package_url,
+    packageName: body.package_name,
+    packageSize: body.package_size,
+    packageMd5: body.package_md5.toLowerCase(),
+    ...(body.package_sha256 === undefined ? {} : { packageSha256: body.package_sha256.toLowerCase() }),
+    ...(body.signature === undefined ? {} : { signature: body.signature }),
+  };
+}

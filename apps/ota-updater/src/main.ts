@@ -1,0 +1,128 @@
+// Wiring only: configuration -> adapters -> updater -> API -> listen. Used by `ota-updater serve`.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UpgradeError, systemClock } from '@upgrade/core';
+import { listenAndServe, type ServiceApp } from '@upgrade/service';
+import { createDeviceApiReporter } from './adapters/device-api.js';
+import { createSystemdServiceManager } from './adapters/systemd.js';
+import { buildApp } from './app.js';
+import type { Env } from './config.js';
+import { createServiceHealthCheck } from './service-health.js';
+import { readLinks } from './snapshots.js';
+import { createUpdater, type Updater, type UpdaterLogger } from './updater.js';
+
+export interface RunningOtaUpdater {
+  address: string;
+  app: ServiceApp;
+  updater: Updater;
+  stop(): Promise<void>;
+}
+
+/** Where state.json and downloads/ live. */
+export function dataDirOf(config: Pick<Env, 'OTA_ROOT' | 'OTA_DATA_DIR'>): string {
+  return config.OTA_DATA_DIR ?? join(config.OTA_ROOT, '.ota');
+}
+
+/** Starts the service: finishes what a restart interrupted, then serves the API. */
+export async function startOtaUpdater(
+  config: Env,
+  options: { handleSignals?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningOtaUpdater> {
+  const dataDir = dataDirOf(config);
+  await mkdir(join(dataDir, 'downloads'), { recursive: true });
+  const publicKey =
+    config.OTA_PUBLIC_KEY_FILE === undefined ? undefined : await readFile(config.OTA_PUBLIC_KEY_FILE, 'utf8');
+  // Called only once work runs, after `app` below exists.
+  const logger: UpdaterLogger = {
+    info: (o, m) => app.log.info(o, m),
+    warn: (o, m) => app.log.warn(o, m),
+    error: (o, m) => app.log.error(o, m),
+  };
+  const services = createSystemdServiceManager({
+    command: config.SYSTEMCTL,
+    timeoutMs: config.SYSTEMCTL_TIMEOUT_MS,
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
+  const sink = createDeviceApiReporter({
+    url: config.DEVICE_API_URL,
+    timeoutMs: config.DEVICE_API_TIMEOUT_MS,
+    logger,
+  });
+  const updater = createUpdater({
+    statePath: join(dataDir, 'state.json'),
+    downloadsDir: join(dataDir, 'downloads'),
+    clock: systemClock,
+    sink,
+    logger,
+    deploy: {
+      root: config.OTA_ROOT,
+      services,
+      checkHealth: createServiceHealthCheck({
+        services,
+        timeoutMs: config.HEALTH_TIMEOUT_MS,
+        intervalMs: config.HEALTH_INTERVAL_MS,
+        consecutiveOk: config.HEALTH_CONSECUTIVE_OK,
+        onError: (name, error) => logger.warn({ check: name, err: error }, 'service health check failed'),
+      }),
+      clock: systemClock,
+      limits: {
+        maxEntryBytes: config.UNPACK_MAX_ENTRY_BYTES,
+        maxTotalBytes: config.UNPACK_MAX_TOTAL_BYTES,
+        maxEntries: config.UNPACK_MAX_ENTRIES,
+      },
+      keepVersions: config.KEEP_VERSIONS,
+    },
+    download: {
+      ...(publicKey === undefined ? {} : { publicKey }),
+      connectTimeoutMs: config.DOWNLOAD_CONNECT_TIMEOUT_MS,
+      headersTimeoutMs: config.DOWNLOAD_HEADERS_TIMEOUT_MS,
+      stallTimeoutMs: config.DOWNLOAD_STALL_TIMEOUT_MS,
+      totalTimeoutMs: config.DOWNLOAD_TOTAL_TIMEOUT_MS,
+      retries: config.DOWNLOAD_RETRIES,
+      retryDelayMs: config.DOWNLOAD_RETRY_DELAY_MS,
+    },
+  });
+  const app = await buildApp({
+    updater,
+    logger: config.LOG_LEVEL,
+    healthChecks: [
+      {
+        name: 'install-root',
+        check: async () => {
+          const links = await readLinks(config.OTA_ROOT);
+          if (links.current === null) {
+            throw new UpgradeError(
+              'UNAVAILABLE',
+              `${config.OTA_ROOT}/current does not point at a version; run verify_setup.sh`,
+            );
+          }
+          return `current ${links.current}`;
+        },
+      },
+    ],
+  });
+  // Stop background work first (a download keeps its partial for the next start).
+  app.addHook('onClose', async () => {
+    await updater.close();
+    await sink.close();
+  });
+  await updater.recover();
+  const { address, stop: removeSignalHandlers } = await listenAndServe(
+    app,
+    { port: config.PORT, host: config.HOST },
+    {
+      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      ...(options.handleSignals === false ? { signals: [] } : {}),
+    },
+  );
+  app.log.info({ docs: `${address}/docs`, root: config.OTA_ROOT, dataDir }, 'ota-updater listening');
+  return {
+    address,
+    app,
+    updater,
+    stop: async () => {
+      removeSignalHandlers();
+      await app.close();
+    },
+  };
+}

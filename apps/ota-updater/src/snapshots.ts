@@ -1,0 +1,201 @@
+// Version snapshots under one root (default /opt/tope):
+//   versions/<version>/   one complete, unpacked version each
+//   factory/              the read-only version the device shipped with (created by a script)
+//   current -> versions/<v> | factory     what the services run
+//   previous -> versions/<v> | factory    what `current` pointed at before the last switch
+// Links are relative so the root can be mounted elsewhere, and every change to them is a rename of
+// a fresh temp link over the old one: a power cut leaves either the old or the new link, never none.
+import { randomBytes } from 'node:crypto';
+import { lstat, readFile, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { UpgradeError } from '@upgrade/core';
+import { FACTORY, MANIFEST_FILE, isValidVersion, parseManifest } from './manifest.js';
+import type { Manifest } from './ports.js';
+import { TRASH_PREFIX, UNPACK_TEMP_PREFIX, syncDir } from './unpack.js';
+
+/** Where the device keeps its versions unless configured otherwise. */
+export const DEFAULT_ROOT = '/opt/tope';
+/** Directory of unpacked versions, under the root. */
+export const VERSIONS_DIR = 'versions';
+/** The link the services run from. */
+export const CURRENT_LINK = 'current';
+/** The link to the version before the last switch. */
+export const PREVIOUS_LINK = 'previous';
+
+const LINK_TEMP = '.tmp-';
+
+/**
+ * Where the links point: a version name, or `factory` (FACTORY). null when the link is missing,
+ * dangling, or points somewhere that is neither a version nor the factory snapshot.
+ */
+export interface SnapshotLinks {
+  current: string | null;
+  previous: string | null;
+  /** True when `<root>/factory` exists. */
+  factory: boolean;
+  /** Versions under `versions/` that neither link points at, oldest (by mtime) first. */
+  others: string[];
+}
+
+/** `<root>/versions/<version>`. */
+export function versionDir(root: string, version: string): string {
+  return join(root, VERSIONS_DIR, version);
+}
+
+/** The directory of a snapshot: a version or the factory. */
+export function snapshotDir(root: string, target: string): string {
+  return target === FACTORY ? join(root, FACTORY) : versionDir(root, target);
+}
+
+/** Reads `current`, `previous`, the factory and the other versions. */
+export async function readLinks(root: string): Promise<SnapshotLinks> {
+  const [current, previous, factory, versions] = await Promise.all([
+    readTarget(root, CURRENT_LINK),
+    readTarget(root, PREVIOUS_LINK),
+    isDirectory(join(root, FACTORY)),
+    listVersions(root),
+  ]);
+  const others = versions.filter((v) => v.name !== current && v.name !== previous).map((v) => v.name);
+  return { current, previous, factory, others };
+}
+
+/**
+ * Points `current` at `target` (a version or FACTORY) atomically, after pointing `previous` at what
+ * `current` pointed at (or at `options.previous` when given; null removes `previous`). The root
+ * directory is fsync'd so the switch survives a power cut.
+ */
+export async function switchCurrent(
+  root: string,
+  target: string,
+  options: { previous?: string | null } = {},
+): Promise<{ current: string; previous: string | null }> {
+  if (target !== FACTORY && !isValidVersion(target))
+    throw new UpgradeError('DEPLOYMENT_FAILED', `cannot switch to "${target}": not a version name`);
+  if (!(await isDirectory(snapshotDir(root, target))))
+    throw new UpgradeError(
+      'DEPLOYMENT_FAILED',
+      `cannot switch to ${target}: ${snapshotDir(root, target)} does not exist`,
+    );
+  const old = await readTarget(root, CURRENT_LINK);
+  // undefined: leave `previous` alone (a re-switch to the same target must not lose it).
+  const previous =
+    options.previous !== undefined ? options.previous : old !== null && old !== target ? old : undefined;
+  if (previous === null) await unlink(join(root, PREVIOUS_LINK)).catch(ignoreMissing);
+  else if (previous !== undefined) await replaceLink(root, PREVIOUS_LINK, previous);
+  await replaceLink(root, CURRENT_LINK, target);
+  await syncDir(root);
+  return { current: target, previous: previous ?? (await readTarget(root, PREVIOUS_LINK)) };
+}
+
+/**
+ * Removes the oldest versions beyond `keep` others (current, previous and factory are never counted
+ * nor removed). Returns the removed versions.
+ */
+export async function pruneVersions(root: string, keep: number): Promise<string[]> {
+  const { others } = await readLinks(root);
+  const doomed = others.slice(0, Math.max(0, others.length - Math.max(0, keep)));
+  for (const version of doomed) await removeVersion(root, version);
+  return doomed;
+}
+
+/**
+ * Deletes `versions/<version>` unless a link points at it. It is renamed aside first, so a crash
+ * mid-delete never leaves a half-deleted directory under a version's name. Returns whether it went.
+ */
+export async function removeVersion(root: string, version: string): Promise<boolean> {
+  if (!isValidVersion(version)) return false;
+  const links = await readLinks(root);
+  if (links.current === version || links.previous === version) return false;
+  const dir = versionDir(root, version);
+  if (!(await isDirectory(dir))) return false;
+  const trash = join(root, VERSIONS_DIR, `${TRASH_PREFIX}${version}-${randomBytes(4).toString('hex')}`);
+  await rename(dir, trash);
+  await syncDir(join(root, VERSIONS_DIR));
+  await rm(trash, { recursive: true, force: true });
+  return true;
+}
+
+/**
+ * Removes what a crash can leave behind: unpack temp dirs, half-deleted versions, temp links.
+ * Run at start-up, before anything else touches the root. Returns the removed names.
+ */
+export async function cleanupStaleFiles(root: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(join(root, VERSIONS_DIR)).catch(() => [] as string[])) {
+    if (!name.startsWith(UNPACK_TEMP_PREFIX) && !name.startsWith(TRASH_PREFIX)) continue;
+    await rm(join(root, VERSIONS_DIR, name), { recursive: true, force: true });
+    removed.push(join(VERSIONS_DIR, name));
+  }
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (!name.startsWith(`${CURRENT_LINK}${LINK_TEMP}`) && !name.startsWith(`${PREVIOUS_LINK}${LINK_TEMP}`))
+      continue;
+    await unlink(join(root, name)).catch(ignoreMissing);
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** The manifest of a snapshot, or null when it has none or it is unreadable. */
+export async function readSnapshotManifest(root: string, target: string): Promise<Manifest | null> {
+  try {
+    const text = await readFile(join(snapshotDir(root, target), MANIFEST_FILE), 'utf8');
+    const declared = (JSON.parse(text) as { version?: unknown }).version;
+    // The factory holds whichever version it was made from; a version dir must hold its own.
+    const expected = target === FACTORY && typeof declared === 'string' ? declared : target;
+    return parseManifest(text, expected);
+  } catch {
+    return null;
+  }
+}
+
+async function replaceLink(root: string, name: string, target: string): Promise<void> {
+  const temp = join(root, `${name}${LINK_TEMP}${randomBytes(4).toString('hex')}`);
+  const linkText = target === FACTORY ? FACTORY : join(VERSIONS_DIR, target);
+  await symlink(linkText, temp);
+  try {
+    await rename(temp, join(root, name));
+  } catch (error) {
+    await unlink(temp).catch(ignoreMissing);
+    throw new UpgradeError('DEPLOYMENT_FAILED', `cannot update ${join(root, name)}: ${String(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** The snapshot a link points at, when it is a version or the factory and exists. */
+async function readTarget(root: string, name: string): Promise<string | null> {
+  let text: string;
+  try {
+    text = await readlink(join(root, name));
+  } catch {
+    return null;
+  }
+  // Links written by hand or by the scripts may be absolute; judge them by where they resolve.
+  const rel = relative(resolve(root), resolve(root, text)).split('\\').join('/');
+  let target: string | null = null;
+  if (rel === FACTORY) target = FACTORY;
+  else if (rel.startsWith(`${VERSIONS_DIR}/`)) {
+    const version = rel.slice(VERSIONS_DIR.length + 1);
+    if (isValidVersion(version)) target = version;
+  }
+  return target !== null && (await isDirectory(snapshotDir(root, target))) ? target : null;
+}
+
+async function listVersions(root: string): Promise<{ name: string; mtimeMs: number }[]> {
+  const names = await readdir(join(root, VERSIONS_DIR)).catch(() => [] as string[]);
+  const found: { name: string; mtimeMs: number }[] = [];
+  for (const name of names) {
+    if (!isValidVersion(name)) continue;
+    const info = await lstat(versionDir(root, name)).catch(() => null);
+    if (info?.isDirectory() === true) found.push({ name, mtimeMs: info.mtimeMs });
+  }
+  return found.sort((a, b) => a.mtimeMs - b.mtimeMs || a.name.localeCompare(b.name));
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => null))?.isDirectory() === true;
+}
+
+function ignoreMissing(error: unknown): void {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+}

@@ -1,0 +1,361 @@
+// Unpacks an update ZIP into `versions/<version>/` without ever trusting it: names, types, sizes and
+// the manifest are checked before anything is written, inflated bytes are counted while streaming
+// (a zip bomb declares small sizes), and the result only appears under its final name by a rename
+// after every byte and directory is fsync'd, so a crash leaves a temp dir, never half a version.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UpgradeError, abortError, isUpgradeError } from '@upgrade/core';
+import yauzl, { type Entry, type ZipFile } from 'yauzl';
+import {
+  MANIFEST_FILE,
+  MAX_MANIFEST_BYTES,
+  manifestModes,
+  parseManifest,
+  unsafePathReason,
+} from './manifest.js';
+import type { Manifest } from './ports.js';
+
+/** Bounds on what a package may unpack to; checked on declared sizes and on inflated bytes. */
+export interface UnpackLimits {
+  maxEntries: number;
+  maxEntryBytes: number;
+  maxTotalBytes: number;
+}
+
+/** Generous for a printer's software, small enough that a hostile package cannot fill the disk. */
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = {
+  maxEntries: 20_000,
+  maxEntryBytes: 512 * 1024 * 1024,
+  maxTotalBytes: 2 * 1024 * 1024 * 1024,
+};
+
+/** Prefix of the temp dir an unpack writes into, beside the destination; stale ones are crash leftovers. */
+export const UNPACK_TEMP_PREFIX = '.unpack-';
+/** Prefix of a directory being deleted; stale ones are crash leftovers. */
+export const TRASH_PREFIX = '.trash-';
+
+/** Options of `unpackPackage`. */
+export interface UnpackOptions {
+  /** The requested version: the manifest must declare exactly this. */
+  version: string;
+  /** Replace `destDir` when it exists (it must not be in use). Default false: CONFLICT. */
+  replace?: boolean;
+  signal?: AbortSignal;
+  /** Bytes written so far and the declared total, after every chunk. */
+  onProgress?(written: number, total: number): void;
+}
+
+/** What `unpackPackage` installed. */
+export interface UnpackResult {
+  dir: string;
+  manifest: Manifest;
+  files: number;
+  bytes: number;
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const DEFAULT_FILE_MODE = 0o644;
+const DIR_MODE = 0o755;
+
+interface PackageEntry {
+  name: string;
+  isDir: boolean;
+  entry: Entry;
+}
+
+/**
+ * Unpacks the ZIP at `zipPath` into `destDir` (normally `<root>/versions/<version>`), applying the
+ * manifest's file modes. A bad package throws VALIDATION_FAILED naming the entry and leaves nothing
+ * behind; a local failure (disk full) throws DEPLOYMENT_FAILED.
+ *
+ * @example await unpackPackage(pkg.path, versionDir(root, '1.4.2'), DEFAULT_UNPACK_LIMITS, { version: '1.4.2' })
+ */
+export async function unpackPackage(
+  zipPath: string,
+  destDir: string,
+  limits: UnpackLimits,
+  options: UnpackOptions,
+): Promise<UnpackResult> {
+  if (options.signal?.aborted) throw abortError(options.signal);
+  const zip = await openZip(zipPath);
+  try {
+    if (zip.entryCount > limits.maxEntries)
+      throw bad(`has ${zip.entryCount} entries, more than the limit of ${limits.maxEntries}`);
+    const entries = await listEntries(zip, limits);
+    const manifest = await readManifest(zip, entries, options.version);
+    const parent = dirname(destDir);
+    await mkdir(parent, { recursive: true });
+    const temp = join(parent, `${UNPACK_TEMP_PREFIX}${basename(destDir)}-${randomBytes(4).toString('hex')}`);
+    try {
+      await mkdir(temp, { mode: DIR_MODE });
+      const bytes = await extractAll(zip, entries, temp, manifestModes(manifest), limits, options);
+      await moveIntoPlace(temp, destDir, options.replace ?? false);
+      return { dir: destDir, manifest, files: entries.filter((e) => !e.isDir).length, bytes };
+    } catch (error) {
+      await rm(temp, { recursive: true, force: true });
+      throw error;
+    }
+  } finally {
+    zip.close();
+  }
+}
+
+async function openZip(zipPath: string): Promise<ZipFile> {
+  try {
+    // decodeStrings off: names are decoded and checked below, with our own messages, instead of
+    // yauzl failing the whole archive on the first odd name.
+    return await yauzl.openPromise(zipPath, {
+      lazyEntries: true,
+      autoClose: false,
+      decodeStrings: false,
+      validateEntrySizes: true,
+    });
+  } catch (error) {
+    throw bad(`cannot be read as a ZIP archive (${message(error)})`, error);
+  }
+}
+
+/** Reads the central directory only (no file data) and refuses anything unsafe before writing. */
+async function listEntries(zip: ZipFile, limits: UnpackLimits): Promise<PackageEntry[]> {
+  const entries: PackageEntry[] = [];
+  const seen = new Set<string>();
+  let declaredTotal = 0;
+  try {
+    for await (const entry of zip.eachEntry()) {
+      const name = entryName(entry);
+      const at = `entry "${name}"`;
+      const reason = unsafePathReason(name);
+      if (reason !== null) throw bad(`${at} is refused: ${reason}`);
+      const type = unixType(entry);
+      if (type === S_IFLNK) throw bad(`${at} is a symbolic link; links are not allowed in a package`);
+      const isDir = name.endsWith('/') || type === S_IFDIR;
+      if (type !== 0 && type !== S_IFREG && type !== S_IFDIR)
+        throw bad(`${at} is a special file (type 0o${type.toString(8)}); only files and directories`);
+      if (entry.isEncrypted()) throw bad(`${at} is encrypted`);
+      if (!isDir && !entry.canDecodeFileData())
+        throw bad(`${at} uses unsupported compression method ${entry.compressionMethod}`);
+      const key = name.replace(/\/$/, '');
+      if (seen.has(key)) throw bad(`${at} appears more than once`);
+      seen.add(key);
+      if (entry.uncompressedSize > limits.maxEntryBytes)
+        throw bad(`${at} is ${entry.uncompressedSize} bytes, more than the limit of ${limits.maxEntryBytes}`);
+      declaredTotal += entry.uncompressedSize;
+      if (declaredTotal > limits.maxTotalBytes)
+        throw bad(`unpacks to more than the limit of ${limits.maxTotalBytes} bytes (at ${at})`);
+      if (entries.length >= limits.maxEntries)
+        throw bad(`has more than the limit of ${limits.maxEntries} entries`);
+      entries.push({ name: key, isDir, entry });
+    }
+  } catch (error) {
+    throw isUpgradeError(error) ? error : bad(`has a damaged central directory (${message(error)})`, error);
+  }
+  return entries;
+}
+
+async function readManifest(zip: ZipFile, entries: PackageEntry[], version: string): Promise<Manifest> {
+  const found = entries.find((e) => e.name === MANIFEST_FILE && !e.isDir);
+  if (found === undefined) throw bad(`has no ${MANIFEST_FILE} at its root`);
+  if (found.entry.uncompressedSize > MAX_MANIFEST_BYTES)
+    throw bad(`${MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    // yauzl checks the inflated size against the declared one, which was bounded above.
+    for await (const chunk of await zip.openReadStreamPromise(found.entry)) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_MANIFEST_BYTES) throw bad(`${MANIFEST_FILE} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    throw isUpgradeError(error) ? error : bad(`entry "${MANIFEST_FILE}" cannot be read (${message(error)})`);
+  }
+  const manifest = parseManifest(Buffer.concat(chunks).toString('utf8'), version);
+  const files = new Map(entries.map((e) => [e.name, e]));
+  for (const file of manifest.modules.flatMap((m) => m.files)) {
+    const entry = files.get(file.path);
+    if (entry === undefined) throw bad(`${MANIFEST_FILE} lists "${file.path}", which is not in the package`);
+    if (entry.isDir) throw bad(`${MANIFEST_FILE} lists "${file.path}", which is a directory in the package`);
+  }
+  return manifest;
+}
+
+async function extractAll(
+  zip: ZipFile,
+  entries: readonly PackageEntry[],
+  temp: string,
+  modes: ReadonlyMap<string, number>,
+  limits: UnpackLimits,
+  options: UnpackOptions,
+): Promise<number> {
+  const declared = entries.reduce((sum, e) => sum + e.entry.uncompressedSize, 0);
+  const budget = { total: 0, max: limits.maxTotalBytes };
+  const dirs = new Set<string>([temp]);
+  for (const item of entries) {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    const target = resolve(temp, item.name);
+    // Names were checked already; this is the belt to those braces.
+    if (!target.startsWith(temp + sep)) throw bad(`entry "${item.name}" resolves outside the version`);
+    try {
+      if (item.isDir) {
+        await makeDirs(temp, item.name, dirs);
+        continue;
+      }
+      await makeDirs(temp, dirname(item.name), dirs);
+      const counter = byteCounter(item.name, limits.maxEntryBytes, budget, () =>
+        options.onProgress?.(budget.total, declared),
+      );
+      const file = await open(target, 'wx', 0o600);
+      try {
+        // fchmod before the data: the fsync below then makes content and mode durable together.
+        await file.chmod(modes.get(item.name) ?? DEFAULT_FILE_MODE);
+        await pipeline(
+          await zip.openReadStreamPromise(item.entry),
+          counter,
+          fileSink(file),
+          options.signal === undefined ? {} : { signal: options.signal },
+        );
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    } catch (error) {
+      throw entryError(item.name, error, options.signal);
+    }
+  }
+  // Deepest first, so every directory's entries are durable before the directory holding it.
+  for (const dir of [...dirs].sort((a, b) => b.length - a.length)) await syncDir(dir, DIR_MODE);
+  return budget.total;
+}
+
+async function makeDirs(temp: string, relative: string, dirs: Set<string>): Promise<void> {
+  if (relative === '.' || relative === '') return;
+  let current = temp;
+  for (const segment of relative.split('/')) {
+    current = join(current, segment);
+    if (dirs.has(current)) continue;
+    await mkdir(current, { mode: DIR_MODE });
+    dirs.add(current);
+  }
+}
+
+/** Renames the finished temp dir to its final name; an old copy is moved aside first, then deleted. */
+async function moveIntoPlace(temp: string, destDir: string, replace: boolean): Promise<void> {
+  const parent = dirname(destDir);
+  let trash: string | null = null;
+  if (await exists(destDir)) {
+    if (!replace)
+      throw new UpgradeError('CONFLICT', `${destDir} already exists; remove it or deploy another version`);
+    trash = join(parent, `${TRASH_PREFIX}${basename(destDir)}-${randomBytes(4).toString('hex')}`);
+    await rename(destDir, trash);
+  }
+  await rename(temp, destDir);
+  await syncDir(parent);
+  if (trash !== null) await rm(trash, { recursive: true, force: true });
+}
+
+/**
+ * Writes to an open FileHandle. (FileHandle.createWriteStream with autoClose off keeps a reference
+ * that makes a later close() hang, and with it on we could not fsync before closing.)
+ */
+function fileSink(file: FileHandle): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback: (error?: Error | null) => void) {
+      writeAll(file, chunk).then(() => callback(), callback);
+    },
+  });
+}
+
+async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Counts inflated bytes against the entry limit and the shared total; fails the stream past either. */
+function byteCounter(
+  name: string,
+  maxEntry: number,
+  budget: { total: number; max: number },
+  onChunk: () => void,
+): Transform {
+  let entryBytes = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      entryBytes += chunk.length;
+      budget.total += chunk.length;
+      if (entryBytes > maxEntry)
+        callback(bad(`entry "${name}" inflates to more than the limit of ${maxEntry} bytes`));
+      else if (budget.total > budget.max)
+        callback(bad(`unpacks to more than the limit of ${budget.max} bytes (at entry "${name}")`));
+      else {
+        onChunk();
+        callback(null, chunk);
+      }
+    },
+  });
+}
+
+/** Writes a directory's entries to disk (its mode set first, as umask may have narrowed it). */
+export async function syncDir(dir: string, mode?: number): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    if (mode !== undefined) await handle.chmod(mode);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function entryName(entry: Entry): string {
+  // With decodeStrings off, yauzl leaves the raw bytes; this applies the UTF-8 flag and the
+  // Info-ZIP Unicode path field exactly as yauzl would, with backslashes kept so they are refused.
+  const raw = entry.fileNameRaw;
+  return yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, raw, entry.extraFields, true);
+}
+
+/** The Unix file type from the external attributes, or 0 when the archiver did not record one. */
+function unixType(entry: Entry): number {
+  const madeByUnix = entry.versionMadeBy >> 8 === 3;
+  return madeByUnix ? (entry.externalFileAttributes >>> 16) & S_IFMT : 0;
+}
+
+/** A bad package is VALIDATION_FAILED; the disk failing under us is DEPLOYMENT_FAILED. */
+function entryError(name: string, error: unknown, signal: AbortSignal | undefined): UpgradeError {
+  if (signal?.aborted) return abortError(signal);
+  if (isUpgradeError(error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR')
+    return bad(`entry "${name}" conflicts with another entry of the same path`, error);
+  if ((error as NodeJS.ErrnoException).syscall !== undefined)
+    return new UpgradeError(
+      'DEPLOYMENT_FAILED',
+      `could not write entry "${name}" (${code ?? 'error'}: ${message(error)}); check free space and the file system`,
+      { cause: error },
+    );
+  return bad(`entry "${name}" is damaged (${message(error)})`, error);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function bad(problem: string, cause?: unknown): UpgradeError {
+  return new UpgradeError('VALIDATION_FAILED', `package ${problem}`, cause === undefined ? {} : { cause });
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,467 @@
+// The OTA service's flow, top to bottom: a download request -> downloading -> verifying ->
+// downloaded; an update request -> deploying -> health_check -> success (or rolling_back ->
+// rolled_back / failed). Every stage change is written to state.json (atomically) before it is
+// reported, so a power cut at any point is resumed by `recover()` on the next start.
+import { rm } from 'node:fs/promises';
+import {
+  UpgradeError,
+  createProgressReporter,
+  defineMachine,
+  describeError,
+  isUpgradeError,
+  type Clock,
+  type ProgressSink,
+} from '@upgrade/core';
+import { deployVersion, resumeDeploy, stageOfPhase, type DeployDeps, type DeployRecord } from './deploy.js';
+import { discardDownload, downloadPackage, type DownloadOptions } from './download.js';
+import type { DownloadCheckpoint, DownloadRequest, OtaProgress, OtaStage, VerifiedPackage } from './ports.js';
+import { readLinks, type SnapshotLinks } from './snapshots.js';
+import { readStateFile, writeStateFile } from './state-file.js';
+
+/** The legal stage changes; anything else is a bug and throws ILLEGAL_TRANSITION. */
+export const otaMachine = defineMachine<OtaStage>({
+  states: [
+    'idle',
+    'downloading',
+    'verifying',
+    'downloaded',
+    'deploying',
+    'health_check',
+    'success',
+    'rolling_back',
+    'rolled_back',
+    'failed',
+  ],
+  transitions: {
+    idle: ['downloading'],
+    downloading: ['verifying', 'failed', 'idle'],
+    verifying: ['downloaded', 'failed', 'idle'],
+    downloaded: ['deploying', 'downloading', 'idle'],
+    deploying: ['health_check', 'rolling_back', 'failed', 'idle', 'success'],
+    // A restart during the health check re-enters the deploy at its switch.
+    health_check: ['success', 'rolling_back', 'failed', 'deploying'],
+    rolling_back: ['rolled_back', 'failed'],
+    success: ['downloading', 'idle'],
+    // The package is still on disk after a rollback: the update may be tried again.
+    rolled_back: ['downloading', 'deploying', 'idle'],
+    failed: ['downloading', 'deploying', 'idle'],
+  },
+});
+
+/** Stages during which a new request gets 409. */
+const BUSY: ReadonlySet<OtaStage> = new Set([
+  'downloading',
+  'verifying',
+  'deploying',
+  'health_check',
+  'rolling_back',
+]);
+
+/** Everything state.json holds: enough to resume after a power cut. */
+export interface OtaState extends OtaProgress {
+  /** The version being downloaded or deployed, or the last one. */
+  version: string | null;
+  /** Where a download stands (partial file + offset), while downloading. */
+  download: DownloadCheckpoint | null;
+  /** A verified package waiting for POST /update. */
+  downloaded: VerifiedPackage | null;
+  /** The deploy's last phase, while deploying or rolling back. */
+  deploy: DeployRecord | null;
+  updatedAt: number;
+}
+
+export const initialOtaState = (now: number): OtaState => ({
+  stage: 'idle',
+  progress: 0,
+  message: 'idle',
+  error: null,
+  version: null,
+  download: null,
+  downloaded: null,
+  deploy: null,
+  updatedAt: now,
+});
+
+export interface UpdaterLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface UpdaterDeps {
+  statePath: string;
+  downloadsDir: string;
+  deploy: DeployDeps;
+  clock: Clock;
+  /** Where progress goes besides GET /progress: the device API. Failures are counted, never fatal. */
+  sink: ProgressSink<OtaStage>;
+  logger: UpdaterLogger;
+  /** Passed to every download (timeouts, public key, retries). */
+  download: Omit<DownloadOptions, 'dir' | 'resumeFrom' | 'signal' | 'onProgress' | 'onCheckpoint' | 'clock'>;
+}
+
+export interface Updater {
+  /** Starts a download in the background. CONFLICT while busy. */
+  startDownload(request: DownloadRequest): Promise<void>;
+  /** Starts deploying a downloaded version. NOT_FOUND when it is not downloaded, CONFLICT while busy. */
+  startUpdate(version: string): Promise<void>;
+  /** Stops a download or a deploy that has not switched yet; back to idle. CONFLICT otherwise. */
+  cancel(): Promise<void>;
+  progress(): OtaProgress;
+  state(): OtaState;
+  versions(): Promise<SnapshotLinks>;
+  /** Finishes what a restart interrupted; call once at start-up. */
+  recover(): Promise<void>;
+  /** Progress reports sent / failed, for /metrics. */
+  readonly reportStats: { offered: number; sent: number; failed: number };
+  /** Stops background work (a download keeps its partial for the next start). */
+  close(): Promise<void>;
+}
+
+/** Creates the updater; state is read by `recover()`. */
+export function createUpdater(deps: UpdaterDeps): Updater {
+  let state = initialOtaState(deps.clock.now());
+  let work: { promise: Promise<void>; abort: AbortController; cancellable: () => boolean } | null = null;
+  let writes: Promise<void> = Promise.resolve();
+  const reporter = createProgressReporter<OtaStage>(deps.sink, {
+    onError: (error) => deps.logger.warn({ err: error }, 'progress report to the device API failed'),
+  });
+
+  /** Persists and reports a change; stage changes are checked against the machine. */
+  const update = async (patch: Partial<OtaState>, options: { persist?: boolean } = {}): Promise<void> => {
+    if (patch.stage !== undefined && patch.stage !== state.stage)
+      otaMachine.assertTransition(state.stage, patch.stage);
+    state = { ...state, ...patch, updatedAt: deps.clock.now() };
+    const snapshot = state;
+    if (options.persist !== false) {
+      // Serialised: a slow disk never lets an older state overwrite a newer one.
+      writes = writes.then(() => writeStateFile(deps.statePath, snapshot));
+      await writes;
+    }
+    reporter.report({
+      stage: state.stage,
+      progress: state.progress,
+      message: state.message,
+      error: state.error,
+    });
+  };
+
+  const fail = async (error: unknown, extra: Partial<OtaState> = {}): Promise<void> => {
+    const e = isUpgradeError(error) ? error : new UpgradeError('INTERNAL', describeError(error));
+    deps.logger.error({ err: error, version: state.version }, `update failed: ${describeError(error)}`);
+    await update({
+      stage: 'failed',
+      message: e.message,
+      error: { code: e.code, message: e.message },
+      ...extra,
+    });
+  };
+
+  const runInBackground = (fn: (signal: AbortSignal) => Promise<void>, cancellable: () => boolean): void => {
+    const abort = new AbortController();
+    const promise = fn(abort.signal)
+      .catch((error: unknown) =>
+        deps.logger.error({ err: error }, `background work failed: ${describeError(error)}`),
+      )
+      .finally(() => {
+        if (work?.promise === promise) work = null;
+      });
+    work = { promise, abort, cancellable };
+  };
+
+  /**
+   * Refuses new work while an update runs. Work that has published its final stage may still be
+   * finishing its bookkeeping: wait for it rather than refuse. The caller must change the stage
+   * right after this resolves, without awaiting anything first, so two requests never both pass.
+   */
+  const claim = async (what: string): Promise<void> => {
+    while (work !== null && !BUSY.has(state.stage)) await work.promise;
+    if (BUSY.has(state.stage) || work !== null) {
+      throw new UpgradeError(
+        'CONFLICT',
+        `an update is in progress (${state.stage}${state.version === null ? '' : ` of ${state.version}`}); ${what} is refused until it ends or is cancelled`,
+      );
+    }
+  };
+
+  const download = async (
+    request: DownloadRequest,
+    signal: AbortSignal,
+    resumeFrom?: DownloadCheckpoint,
+  ): Promise<void> => {
+    try {
+      const pkg = await downloadPackage(request, {
+        ...deps.download,
+        dir: deps.downloadsDir,
+        clock: deps.clock,
+        signal,
+        ...(resumeFrom === undefined ? {} : { resumeFrom }),
+        onProgress: ({ received, total }) => {
+          const progress = total === 0 ? 100 : Math.floor((received / total) * 100);
+          if (received >= total && state.stage === 'downloading') {
+            void update({ stage: 'verifying', progress: 100, message: `verifying ${request.version}` });
+          } else if (state.stage === 'downloading' && progress !== state.progress) {
+            void update(
+              { progress, message: `downloading ${request.version}: ${received} of ${total} bytes` },
+              { persist: false },
+            );
+          }
+        },
+        onCheckpoint: (checkpoint) => update({ download: checkpoint }),
+      });
+      await writes;
+      if (state.stage === 'downloading')
+        await update({ stage: 'verifying', progress: 100, message: `verifying ${request.version}` });
+      await update({
+        stage: 'downloaded',
+        progress: 100,
+        message: `${request.version} downloaded and verified`,
+        download: null,
+        downloaded: pkg,
+      });
+      deps.logger.info(
+        { version: pkg.version, size: pkg.size, md5: pkg.md5 },
+        'package downloaded and verified',
+      );
+    } catch (error) {
+      if (isUpgradeError(error, 'ABORTED') && signal.aborted) return; // cancel or shutdown decides
+      const checkpoint = state.download;
+      if (checkpoint !== null) await discardDownload(checkpoint).catch(() => undefined);
+      await fail(error, { download: null });
+    }
+  };
+
+  const deploy = async (pkg: VerifiedPackage, signal: AbortSignal, resume?: DeployRecord): Promise<void> => {
+    const options = {
+      signal,
+      onPhase: async (
+        phase: DeployRecord['phase'],
+        detail: { record: DeployRecord; progress: number; message: string },
+      ) => {
+        const stage = stageOfPhase(phase);
+        await update({
+          ...(stage === 'success' || stage === 'rolled_back' || stage === 'failed' ? {} : { stage }),
+          deploy: detail.record,
+          progress: detail.progress,
+          message: detail.message,
+          error: detail.record.error,
+        });
+      },
+      onProgress: (progress: number, message: string) =>
+        void update({ progress, message }, { persist: false }),
+    };
+    try {
+      const result =
+        resume === undefined
+          ? await deployVersion(deps.deploy, pkg, options)
+          : await resumeDeploy(deps.deploy, resume, options);
+      switch (result.status) {
+        case 'committed':
+          await update({
+            stage: 'success',
+            progress: 100,
+            message: `${result.version} installed and healthy`,
+            error: null,
+            deploy: null,
+            downloaded: null,
+          });
+          await rm(pkg.path, { force: true });
+          break;
+        case 'rolled_back':
+          await update({
+            stage: 'rolled_back',
+            progress: 100,
+            message: `${result.version} failed and was rolled back to ${result.restored}: ${result.error.message}`,
+            error: { code: result.error.code, message: result.error.message },
+            deploy: null,
+          });
+          break;
+        case 'discarded':
+          await update({
+            stage: 'idle',
+            progress: 0,
+            message: `deploy of ${result.version} was discarded`,
+            deploy: null,
+          });
+          break;
+      }
+    } catch (error) {
+      if (isUpgradeError(error, 'ABORTED') && signal.aborted) {
+        await update({
+          stage: 'idle',
+          progress: 0,
+          message: `deploy of ${pkg.version} cancelled`,
+          deploy: null,
+          error: null,
+        });
+        return;
+      }
+      await fail(error, { deploy: null });
+    }
+  };
+
+  return {
+    async startDownload(request) {
+      await claim('a new download');
+      await update({
+        stage: 'downloading',
+        progress: 0,
+        message: `downloading ${request.version}`,
+        error: null,
+        version: request.version,
+        download: null,
+      });
+      runInBackground(
+        (signal) => download(request, signal),
+        () => true,
+      );
+    },
+
+    async startUpdate(version) {
+      await claim('a new update');
+      const pkg = state.downloaded;
+      if (pkg === null || pkg.version !== version) {
+        throw new UpgradeError(
+          'NOT_FOUND',
+          `version ${version} is not downloaded${pkg === null ? '' : ` (downloaded: ${pkg.version})`}; POST /api/v1.0/download first`,
+        );
+      }
+      await update({
+        stage: 'deploying',
+        progress: 0,
+        message: `deploying ${version}`,
+        error: null,
+        version,
+      });
+      runInBackground(
+        (signal) => deploy(pkg, signal),
+        () => state.deploy === null || state.deploy.phase === 'unpacking',
+      );
+    },
+
+    async cancel() {
+      const current = work;
+      if (current === null || !current.cancellable()) {
+        throw new UpgradeError(
+          'CONFLICT',
+          current === null
+            ? `nothing to cancel (${state.stage})`
+            : `the deploy of ${state.version ?? '?'} is past the switch and cannot be cancelled; it finishes or rolls back by itself`,
+        );
+      }
+      current.abort.abort(new UpgradeError('ABORTED', 'cancelled by request'));
+      await current.promise;
+      if (state.stage === 'downloading' || state.stage === 'verifying') {
+        const checkpoint = state.download;
+        if (checkpoint !== null) await discardDownload(checkpoint).catch(() => undefined);
+        await update({
+          stage: 'idle',
+          progress: 0,
+          message: `download of ${state.version ?? '?'} cancelled`,
+          download: null,
+          error: null,
+        });
+      }
+    },
+
+    progress: () => ({
+      stage: state.stage,
+      progress: state.progress,
+      message: state.message,
+      error: state.error,
+    }),
+    state: () => state,
+    versions: () => readLinks(deps.deploy.root),
+
+    async recover() {
+      const saved = await readStateFile(deps.statePath, parseOtaState);
+      if (saved === null) {
+        await update({}, {});
+        return;
+      }
+      state = saved;
+      switch (state.stage) {
+        case 'downloading':
+        case 'verifying': {
+          const checkpoint = state.download;
+          deps.logger.warn(
+            { version: state.version, offset: checkpoint?.offset },
+            'resuming a download interrupted by a restart',
+          );
+          if (checkpoint === null) {
+            await update({
+              stage: 'idle',
+              progress: 0,
+              message: 'a download was interrupted before it started writing',
+            });
+            return;
+          }
+          if (state.stage === 'verifying') state = { ...state, stage: 'downloading' };
+          runInBackground(
+            (signal) => download(checkpoint.request, signal, checkpoint),
+            () => true,
+          );
+          return;
+        }
+        case 'deploying':
+        case 'health_check':
+        case 'rolling_back': {
+          const record = state.deploy;
+          const pkg = state.downloaded;
+          deps.logger.warn(
+            { version: state.version, phase: record?.phase },
+            'resuming a deploy interrupted by a restart',
+          );
+          if (record === null || pkg === null) {
+            await fail(
+              new UpgradeError(
+                'DEPLOYMENT_FAILED',
+                'a deploy was interrupted before its first phase was recorded',
+              ),
+            );
+            return;
+          }
+          runInBackground(
+            (signal) => deploy(pkg, signal, record),
+            () => record.phase === 'unpacking',
+          );
+          return;
+        }
+        case 'idle':
+        case 'downloaded':
+        case 'success':
+        case 'rolled_back':
+        case 'failed':
+          return;
+      }
+    },
+
+    get reportStats() {
+      return reporter.stats;
+    },
+
+    async close() {
+      work?.abort.abort(new UpgradeError('ABORTED', 'the service is shutting down'));
+      await work?.promise;
+      await writes;
+      await reporter.flush();
+    },
+  };
+}
+
+/** state.json as written by this service; anything else is refused with a clear error. */
+export function parseOtaState(value: unknown): OtaState {
+  const s = value as Partial<OtaState> | null;
+  if (
+    s === null ||
+    typeof s !== 'object' ||
+    typeof s.stage !== 'string' ||
+    !otaMachine.states.includes(s.stage)
+  ) {
+    throw new Error('not an ota-updater state (missing or unknown "stage")');
+  }
+  return {
+    ...initialOtaState(0),
+    ...s,
+  };
+}
