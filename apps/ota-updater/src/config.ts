@@ -13,6 +13,16 @@ export const EnvSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
   ),
+  LOG_FILE: Type.Optional(
+    Type.String({ description: 'write JSON logs to this file, rotated by size, instead of stdout' }),
+  ),
+  LOG_FILE_MAX_BYTES: Bytes(10 * 1024 * 1024, 'size at which the log file is rotated'),
+  LOG_FILE_COUNT: Type.Integer({
+    default: 3,
+    minimum: 1,
+    maximum: 20,
+    description: 'log files kept, the current one included',
+  }),
   OTA_ROOT: Type.String({
     default: '/opt/tope',
     description: 'install root: versions/, current, previous, factory',

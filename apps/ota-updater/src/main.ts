@@ -2,7 +2,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpgradeError, systemClock } from '@upgrade/core';
-import { listenAndServe, type ServiceApp } from '@upgrade/service';
+import { createRotatingFile, listenAndServe, type ServiceApp } from '@upgrade/service';
 import { createDeviceApiReporter } from './adapters/device-api.js';
 import { createSystemdServiceManager } from './adapters/systemd.js';
 import { buildApp } from './app.js';
@@ -84,7 +84,17 @@ export async function startOtaUpdater(
   });
   const app = await buildApp({
     updater,
-    logger: config.LOG_LEVEL,
+    logger:
+      config.LOG_FILE === undefined
+        ? config.LOG_LEVEL
+        : {
+            level: config.LOG_LEVEL,
+            stream: createRotatingFile({
+              path: config.LOG_FILE,
+              maxBytes: config.LOG_FILE_MAX_BYTES,
+              files: config.LOG_FILE_COUNT,
+            }),
+          },
     healthChecks: [
       {
         name: 'install-root',

@@ -43,7 +43,7 @@ afterEach(async () => {
 });
 
 /** A device on factory 0.9.0 with its service running, and the OTA service started on it. */
-async function setUpDevice(): Promise<Device> {
+async function setUpDevice(env: (base: string) => Record<string, string> = () => ({})): Promise<Device> {
   const base = await mkdtemp(join(tmpdir(), 'ota-service-'));
   const root = join(base, 'root');
   const port = await freePort();
@@ -77,6 +77,7 @@ async function setUpDevice(): Promise<Device> {
     SYSTEMCTL_TIMEOUT_MS: '10000',
     DOWNLOAD_RETRY_DELAY_MS: '50',
     DOWNLOAD_STALL_TIMEOUT_MS: '2000',
+    ...env(base),
   });
   const device: Device = {
     base,
@@ -247,6 +248,19 @@ describe('ota-updater service', () => {
     expect(final.error?.code).toBe('HEALTH_CHECK_FAILED');
     expect((await getHealth(device.port))?.version).toBe('0.9.0');
     expect((await call(device, 'GET', '/api/v1.0/versions')).body.data).toMatchObject({ current: 'factory' });
+  });
+
+  it('writes its JSON log to a size-rotated file when LOG_FILE is set', async () => {
+    const device = await setUpDevice((base) => ({
+      LOG_LEVEL: 'info',
+      LOG_FILE: join(base, 'log', 'ota.log'),
+    }));
+    await call(device, 'GET', '/api/v1.0/versions');
+    const lines = (await readFile(join(device.base, 'log', 'ota.log'), 'utf8')).trim().split('\n');
+    const listening = lines
+      .map((l) => JSON.parse(l) as { msg?: string; service?: string })
+      .find((l) => l.msg === 'ota-updater listening');
+    expect(listening?.service).toBe('ota-updater');
   });
 
   it('resumes an interrupted download after a restart with HTTP Range and still verifies it', async () => {

@@ -47,3 +47,5 @@ export { Type, type Static, type TSchema } from 'typebox';
 
 /** One prom-client for the whole repo: apps add their own metrics to `app.metrics.registry`. */
 export { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+/** A size-rotated log file (e.g. 10 MB x 3) for devices without a log collector. */
+export { createRotatingFile, type RotatingFile } from './rotating-file.js';
