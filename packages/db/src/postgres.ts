@@ -46,6 +46,14 @@ export function openPostgres<TSchema extends Schema = Record<string, never>>(
   pool.on('error', (error) => {
     logger?.warn({ err: error, target: redactUrl(url) }, 'idle database connection failed');
   });
+  // A connection checked out of the pool (a transaction between two statements, a held lock)
+  // has no pool listener: when the server drops it, pg emits 'error' on the client and Node would
+  // exit. The pending or next query already fails with the mapped error; this only logs.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      logger?.warn({ err: error, target: redactUrl(url) }, 'database connection failed while in use');
+    });
+  });
   const db = drizzle<TSchema>({ client: pool, schema });
   const execute = <Row extends Record<string, unknown>>(query: SQLWrapper | string): Promise<Row[]> =>
     translatePgErrors(

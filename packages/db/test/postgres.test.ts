@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { runChecks } from '@upgrade/core';
-import { createTestDatabase, useTestDatabase } from '@upgrade/testkit';
+import { createTestDatabase, startTcpProxy, useTestDatabase } from '@upgrade/testkit';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -240,5 +240,34 @@ describe('@upgrade/db on PostgreSQL only', () => {
       );
       expect(locks).toEqual([{ n: 0 }]);
     });
+  });
+});
+
+describe('@upgrade/db when PostgreSQL drops a connection in use', () => {
+  it('fails the transaction with UNAVAILABLE and does not crash the process', async () => {
+    const server = new URL(testDb.url);
+    const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+    const handle = await openDatabase({
+      url: proxy.via(testDb.url),
+      pool: { connectionTimeoutMillis: 1000 },
+    });
+    try {
+      const error = await rejectionOf(
+        withTx(handle, async (tx) => {
+          await tx.execute(sql`select 1`);
+          // The server goes away between two statements of the transaction: the checked-out
+          // client emits 'error' while no query is pending.
+          proxy.cut();
+          await new Promise((r) => setTimeout(r, 100));
+          await tx.execute(sql`select 1`);
+        }),
+      );
+      expect(error.code).toBe('UNAVAILABLE');
+      proxy.restore();
+      expect(await handle.execute<{ one: number }>('select 1 as one')).toEqual([{ one: 1 }]);
+    } finally {
+      await handle.close();
+      await proxy.close();
+    }
   });
 });
