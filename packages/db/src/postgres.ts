@@ -48,11 +48,11 @@ export function openPostgres<TSchema extends Schema = Record<string, never>>(
   });
   // A connection checked out of the pool (a transaction between two statements, a held lock)
   // has no pool listener: when the server drops it, pg emits 'error' on the client and Node would
-  // exit. The pending or next query already fails with the mapped error; this only logs.
+  // exit. The pending or next query fails with the mapped error, which its caller reports; an idle
+  // connection's failure is logged by the pool listener above. So this listener only keeps the
+  // process alive.
   pool.on('connect', (client) => {
-    client.on('error', (error) => {
-      logger?.warn({ err: error, target: redactUrl(url) }, 'database connection failed while in use');
-    });
+    client.on('error', () => undefined);
   });
   const db = drizzle<TSchema>({ client: pool, schema });
   const execute = <Row extends Record<string, unknown>>(query: SQLWrapper | string): Promise<Row[]> =>
