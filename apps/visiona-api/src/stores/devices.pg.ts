@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '@upgrade/core';
+import { translatePgErrors, withTx } from '@upgrade/db';
+import { and, asc, count, eq, isNull, type SQL } from 'drizzle-orm';
+import type { VisionaDatabase } from '../db/database.js';
+import { devices, sessionTokens } from '../db/schema.js';
+import type { Device, DeviceStore } from '../ports.js';
+import { checkPage, isUuid } from './rules.js';
+
+/** The columns a Device is made of: everything but the soft-delete mark. */
+const DEVICE = {
+  id: devices.id,
+  ownerId: devices.ownerId,
+  serial: devices.serial,
+  name: devices.name,
+  pairingStatus: devices.pairingStatus,
+  onlineStatus: devices.onlineStatus,
+  agentLastSeenAt: devices.agentLastSeenAt,
+  createdAt: devices.createdAt,
+  updatedAt: devices.updatedAt,
+};
+
+/** DeviceStore on PostgreSQL or PGlite; `unpair` runs in one `withTx` transaction. */
+export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceStore {
+  /** Live device with this id (and owner, when given); null when an id is not a UUID. */
+  const liveWhere = (id: string, ownerId?: string): SQL | null => {
+    if (!isUuid(id) || (ownerId !== undefined && !isUuid(ownerId))) return null;
+    return (
+      and(
+        eq(devices.id, id),
+        isNull(devices.deletedAt),
+        ownerId === undefined ? undefined : eq(devices.ownerId, ownerId),
+      ) ?? null
+    );
+  };
+  const change = (where: SQL | null, patch: Partial<typeof devices.$inferInsert>): Promise<Device | null> =>
+    translatePgErrors(async () => {
+      if (where === null) return null;
+      const [row] = await db
+        .update(devices)
+        .set({ ...patch, updatedAt: new Date(clock.now()) })
+        .where(where)
+        .returning(DEVICE);
+      return row ?? null;
+    });
+  const select = (where: SQL | null): Promise<Device | null> =>
+    translatePgErrors(async () => {
+      if (where === null) return null;
+      const [row] = await db.select(DEVICE).from(devices).where(where);
+      return row ?? null;
+    });
+
+  return {
+    create: ({ ownerId, serial, name, pairingStatus = 'pending' }) =>
+      translatePgErrors(async () => {
+        const now = new Date(clock.now());
+        const [row] = await db
+          .insert(devices)
+          .values({
+            id: randomUUID(),
+            ownerId,
+            serial,
+            name,
+            pairingStatus,
+            onlineStatus: 'offline',
+            createdAt: now,
+            updatedAt: now,
+          })
+          .returning(DEVICE);
+        if (row === undefined) throw new Error('insert into devices returned no row');
+        return row;
+      }),
+    get: (id, ownerId) => select(liveWhere(id, ownerId)),
+    getById: (id) => select(liveWhere(id)),
+    list: (ownerId, page) =>
+      translatePgErrors(async () => {
+        checkPage(page);
+        if (!isUuid(ownerId)) return { items: [], total: 0 };
+        const where = and(eq(devices.ownerId, ownerId), isNull(devices.deletedAt));
+        const [items, [counted]] = await Promise.all([
+          db
+            .select(DEVICE)
+            .from(devices)
+            .where(where)
+            .orderBy(asc(devices.createdAt), asc(devices.id))
+            .limit(page.limit)
+            .offset(page.offset),
+          db.select({ total: count() }).from(devices).where(where),
+        ]);
+        return { items, total: counted?.total ?? 0 };
+      }),
+    rename: (id, ownerId, name) => change(liveWhere(id, ownerId), { name }),
+    markPaired: (id) => change(liveWhere(id), { pairingStatus: 'paired' }),
+    recordPresence: (id, onlineStatus, seenAt) =>
+      change(liveWhere(id), { onlineStatus, agentLastSeenAt: seenAt }),
+    unpair: async (id, ownerId) => {
+      const where = liveWhere(id, ownerId);
+      if (where === null) return false;
+      // Device first, tokens second: if revoking fails, the rollback also brings the device back,
+      // so an owner never sees a deleted device whose agent can still connect.
+      return withTx(db, async (tx) => {
+        const now = new Date(clock.now());
+        const gone = await tx
+          .update(devices)
+          .set({ pairingStatus: 'unpaired', onlineStatus: 'offline', deletedAt: now, updatedAt: now })
+          .where(where)
+          .returning({ id: devices.id });
+        if (gone.length === 0) return false;
+        await tx.delete(sessionTokens).where(eq(sessionTokens.deviceId, id));
+        return true;
+      });
+    },
+  };
+}

@@ -1,0 +1,140 @@
+// User sessions in Redis. Each session is a hash whose key expiry is the session's end: PEXPIRE
+// is set to min(idle TTL, time left before the absolute deadline) at creation and on every touch,
+// so Redis itself ends idle and too-old sessions and no cleanup loop exists. Time comes from the
+// Redis server (TIME), so instances with skewed clocks agree on the deadlines.
+import { UpgradeError } from '@upgrade/core';
+import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import type { UserSession, UserSessionStore, UserSessionTtl } from '../ports.js';
+import { hashToken, newToken } from '../tokens.js';
+
+/** KEYS[1] session key; ARGV user id, idle ms, absolute ms. Returns created, expires, absolute. */
+const CREATE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = now + tonumber(ARGV[3])
+local ttl = math.min(tonumber(ARGV[2]), deadline - now)
+redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'created_at', now, 'deadline', deadline)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {tostring(now), tostring(now + ttl), tostring(deadline)}
+`;
+
+/** KEYS[1] session key; ARGV idle ms, or 0 to read without extending. Nil when ended. */
+const READ = `
+local s = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'deadline')
+if not s[1] then return nil end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local left = tonumber(s[3]) - now
+if left <= 0 then redis.call('DEL', KEYS[1]) return nil end
+local idle = tonumber(ARGV[1])
+if idle > 0 then redis.call('PEXPIRE', KEYS[1], math.min(idle, left)) end
+local pttl = redis.call('PTTL', KEYS[1])
+return {s[1], s[2], tostring(now + pttl), s[3]}
+`;
+
+/** Options of the Redis session store. */
+export interface RedisUserSessionOptions {
+  /** `REDIS_URL`. */
+  url: string;
+  ttl: UserSessionTtl;
+  /** Prepended to every key, e.g. `visiona:` (tests use a random one). */
+  keyPrefix?: string;
+  /** Bound on connecting and on each command; a down Redis fails calls within this. Default 1000 ms. */
+  timeoutMs?: number;
+}
+
+/** The store and its client's shutdown. */
+export interface RedisUserSessions extends UserSessionStore {
+  /**
+   * Resolves once connected; UNAVAILABLE after the timeout. Calls made before the first
+   * connection fail (there is no offline queue), so start-up awaits this when it wants sessions
+   * from the first request; the store keeps reconnecting either way.
+   */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * UserSessionStore on Redis. Calls fail fast with UNAVAILABLE while Redis is down (no offline
+ * queue, bounded timeouts) and work again once it is back; nothing falls back to memory.
+ */
+export function createRedisUserSessionStore(options: RedisUserSessionOptions): RedisUserSessions {
+  const timeoutMs = options.timeoutMs ?? 1000;
+  const redisOptions: RedisOptions = {
+    keyPrefix: `${options.keyPrefix ?? ''}session:`,
+    enableOfflineQueue: false,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    // Keep reconnecting in the background, never more than a second apart, so recovery needs no restart.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+  };
+  const redis = new Redis(options.url, redisOptions);
+  // Connection errors also reject the commands in flight, which map them; without a listener
+  // ioredis prints every reconnect failure.
+  redis.on('error', () => undefined);
+  const { idleMs, absoluteMs } = options.ttl;
+
+  const read = async (sessionId: string, extendBy: number): Promise<UserSession | null> => {
+    const reply = await call(() => redis.eval(READ, 1, hashToken(sessionId), extendBy));
+    if (!Array.isArray(reply)) return null;
+    const [userId, createdAt, expiresAt, deadline] = reply.map(String);
+    if (userId === undefined) return null;
+    return {
+      userId,
+      createdAt: new Date(Number(createdAt)),
+      expiresAt: new Date(Number(expiresAt)),
+      absoluteExpiresAt: new Date(Number(deadline)),
+    };
+  };
+
+  return {
+    create: async (userId) => {
+      const { raw, hash } = newToken();
+      const reply = await call(() => redis.eval(CREATE, 1, hash, userId, idleMs, absoluteMs));
+      const [createdAt, expiresAt, deadline] = (reply as unknown[]).map(Number);
+      return {
+        sessionId: raw,
+        session: {
+          userId,
+          createdAt: new Date(createdAt ?? Number.NaN),
+          expiresAt: new Date(expiresAt ?? Number.NaN),
+          absoluteExpiresAt: new Date(deadline ?? Number.NaN),
+        },
+      };
+    },
+    get: (sessionId) => read(sessionId, 0),
+    touch: (sessionId) => read(sessionId, idleMs),
+    destroy: async (sessionId) => (await call(() => redis.del(hashToken(sessionId)))) > 0,
+    ready: async () => {
+      if (redis.status === 'ready') return;
+      await call(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error('no connection in time')), timeoutMs);
+            redis.once('ready', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      );
+    },
+    close: async () => {
+      redis.disconnect();
+    },
+  };
+}
+
+/** Runs one Redis call; a server's reply error is a bug (INTERNAL), anything else means Redis is unreachable. */
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof ReplyError)
+      throw new UpgradeError('INTERNAL', 'session store command failed', { cause: error });
+    throw new UpgradeError('UNAVAILABLE', 'session store unavailable: Redis did not answer', {
+      cause: error,
+      retryable: true,
+    });
+  }
+}
