@@ -13,7 +13,7 @@ import {
   type ProgressSink,
 } from '@upgrade/core';
 import { deployVersion, resumeDeploy, stageOfPhase, type DeployDeps, type DeployRecord } from './deploy.js';
-import { discardDownload, downloadPackage, type DownloadOptions } from './download.js';
+import { discardDownload, downloadPackage, downloadPaths, type DownloadOptions } from './download.js';
 import type { DownloadCheckpoint, DownloadRequest, OtaProgress, OtaStage, VerifiedPackage } from './ports.js';
 import { readLinks, type SnapshotLinks } from './snapshots.js';
 import { readStateFile, writeStateFile } from './state-file.js';
@@ -389,6 +389,11 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             'resuming a download interrupted by a restart',
           );
           if (checkpoint === null) {
+            // Killed before the first checkpoint: the partial file may exist without being recorded.
+            if (state.version !== null) {
+              const { partial } = downloadPaths(deps.downloadsDir, state.version);
+              await discardDownload({ partialPath: partial }).catch(() => undefined);
+            }
             await update({
               stage: 'idle',
               progress: 0,
@@ -418,6 +423,30 @@ export function createUpdater(deps: UpdaterDeps): Updater {
                 'DEPLOYMENT_FAILED',
                 'a deploy was interrupted before its first phase was recorded',
               ),
+            );
+            return;
+          }
+          // Killed after the deploy saved its final phase but before the stage: report the outcome
+          // the deploy reached, with its cause, instead of resuming a deploy that already ended.
+          if (record.phase === 'rolled_back') {
+            const cause = record.error === null ? '' : `: ${record.error.message}`;
+            await update({
+              stage: 'rolled_back',
+              progress: 100,
+              message: `${record.version} failed and was rolled back${cause}`,
+              error: record.error,
+              deploy: null,
+            });
+            return;
+          }
+          if (record.phase === 'failed') {
+            const cause = record.error === null ? '' : ` (${record.error.code}: ${record.error.message})`;
+            await fail(
+              new UpgradeError(
+                'ROLLBACK_FAILED',
+                `${record.version} failed${cause} and no version could be brought back healthy; run verify_setup.sh and reinstall a known-good version`,
+              ),
+              { deploy: null },
             );
             return;
           }
