@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isUpgradeError, systemClock, type UpgradeError } from '@upgrade/core';
+import { waitFor } from '@upgrade/testkit';
 import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 import { createSystemdServiceManager } from '../src/adapters/systemd.js';
 import {
@@ -108,6 +109,11 @@ async function setUpDevice(context: TestContext, options: { factoryBroken?: bool
   await run(join(SCRIPTS, 'setup_symlinks.sh'), [root]);
   await fake.addAppUnit(UNIT, root, port);
   await services.start([UNIT]);
+  // systemctl start returns once the process runs; its HTTP server may need a moment longer.
+  await waitFor(async () => (await getHealth(port))?.version === '0.9.0', {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
   return device;
 }
 

@@ -161,8 +161,8 @@ export interface PowerLossReport {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known service bugs: reproduced deterministically in power-loss.test.ts (it.fails); counted apart
-// here so that a run hitting one still fails on anything else. Remove an entry with its fix.
+// Known service bugs: reproduced deterministically in power-loss.test.ts (`it.fails`); counted
+// apart here so that a run hitting one still fails on anything else. Remove an entry with its fix.
 
 export interface KnownIssue {
   id: string;
@@ -171,7 +171,15 @@ export interface KnownIssue {
   summary: string;
 }
 
-export const KNOWN_ISSUES: readonly KnownIssue[] = [];
+export const KNOWN_ISSUES: readonly KnownIssue[] = [
+  {
+    id: 'rollback-cleanup-skipped',
+    match:
+      /^(leftover versions\/\.trash-\S+ in stage rolled_back|stray versions\/ in stage rolled_back: \S+|GET \/versions in stage rolled_back: \{"current":"factory","previous":null,"factory":true,"others":\["[^"]+"\]\})$/,
+    summary:
+      'killed after a rollback saved its phase rolled_back but before it deleted the failed version, the restart reports rolled_back without finishing the deletion (versions/.trash-* or the version itself stay)',
+  },
+];
 
 function knownIssueOf(violation: string): KnownIssue | null {
   return KNOWN_ISSUES.find((issue) => issue.match.test(violation)) ?? null;
@@ -227,6 +235,8 @@ interface Lane {
   cwd: string;
   /** Where the service posts progress (the shared device API simulator). */
   deviceApiUrl: string;
+  /** Size of app/bulk.bin in the update packages. */
+  bulkBytes: number;
   packages: Record<RunPlan['variant'], PublishedPackage>;
 }
 
@@ -338,7 +348,8 @@ async function createLane(shared: Shared, index: number): Promise<Lane> {
       unit: UNIT,
       port: unitPort,
       failHealth,
-      extra: [{ name: 'app/bulk.bin', data: randomBytes(shared.options.packageBytes) }],
+      // Stored, not deflated: random bytes do not shrink, and neither side should pay for trying.
+      extra: [{ name: 'app/bulk.bin', data: randomBytes(shared.options.packageBytes), compress: false }],
     });
     const data = await readFile(pkg.path);
     const path = `/${basename(dir)}/${version}.zip`;
@@ -365,6 +376,7 @@ async function createLane(shared: Shared, index: number): Promise<Lane> {
     template,
     cwd,
     deviceApiUrl: shared.deviceApi.url,
+    bulkBytes: shared.options.packageBytes,
     packages: { good: await publish(GOOD_VERSION, false), bad: await publish(BAD_VERSION, true) },
   };
 }
@@ -702,7 +714,7 @@ async function afterKill(
     persisted: describePersisted(state),
     live: killer.lastSeen === null ? 'none' : `${killer.lastSeen.stage} ${bucket(killer.lastSeen.progress)}`,
   };
-  for (const problem of await checkLinks(device.root))
+  for (const problem of await checkLinks(device))
     violations.push(`after kill ${life} (${point.persisted}): ${problem}`);
   if (state.problem !== null) violations.push(`after kill ${life} (${point.persisted}): ${state.problem}`);
   const resume = await pendingResume(state, requestsAt);
@@ -856,12 +868,12 @@ function describePersisted(state: StateRead): string {
 }
 
 /** `current` must resolve to a complete snapshot; `previous`, when present, too. */
-async function checkLinks(root: string): Promise<string[]> {
+async function checkLinks(device: Device): Promise<string[]> {
   const problems: string[] = [];
-  const current = await checkSnapshotLink(root, 'current');
+  const current = await checkSnapshotLink(device, 'current');
   if (current.problem !== null) problems.push(current.problem);
-  if (await exists(join(root, 'previous'), true)) {
-    const previous = await checkSnapshotLink(root, 'previous');
+  if (await exists(join(device.root, 'previous'), true)) {
+    const previous = await checkSnapshotLink(device, 'previous');
     if (previous.problem !== null) problems.push(previous.problem);
   }
   return problems;
@@ -870,12 +882,14 @@ async function checkLinks(root: string): Promise<string[]> {
 /**
  * Where `<root>/<link>` points (a version or `factory`) when that is a complete snapshot: a
  * directory with manifest.json naming that version (any version for the factory), every file the
- * manifest lists present, and app/VERSION saying the same version.
+ * manifest lists present, app/VERSION saying the same version, and for an installed version its
+ * bulk file whole.
  */
 async function checkSnapshotLink(
-  root: string,
+  device: Device,
   link: string,
 ): Promise<{ target: string | null; version: string | null; problem: string | null }> {
+  const { root } = device;
   const fail = (problem: string) => ({ target: null, version: null, problem: `${link}: ${problem}` });
   let text: string;
   try {
@@ -908,6 +922,11 @@ async function checkSnapshotLink(
   }
   const shipped = (await readFile(join(dir, 'app', 'VERSION'), 'utf8').catch(() => '')).trim();
   if (shipped !== version) return fail(`-> ${text}: app/VERSION says "${shipped}", the manifest ${version}`);
+  if (target !== 'factory') {
+    const bulk = (await stat(join(dir, 'app', 'bulk.bin')).catch(() => null))?.size ?? -1;
+    if (bulk !== device.lane.bulkBytes)
+      return fail(`-> ${text}: app/bulk.bin holds ${bulk} bytes, the package ${device.lane.bulkBytes}`);
+  }
   return { target, version, problem: null };
 }
 
@@ -956,11 +975,11 @@ async function checkSettled(device: Device, service: ServiceProcess, final: OtaP
   const wantCurrent = success ? device.pkg.version : 'factory';
   const wantVersion = success ? device.pkg.version : FACTORY_VERSION;
   const wantPrevious = success ? 'factory' : null;
-  const current = await checkSnapshotLink(device.root, 'current');
+  const current = await checkSnapshotLink(device, 'current');
   if (current.problem !== null) problems.push(current.problem);
   else if (current.target !== wantCurrent)
     problems.push(`current -> ${current.target}, expected ${wantCurrent}`);
-  problems.push(...(await checkLinks(device.root)).filter((p) => p.startsWith('previous')));
+  problems.push(...(await checkLinks(device)).filter((p) => p.startsWith('previous')));
 
   const active = await systemctl(device.lane, 'is-active', UNIT);
   if (active.code !== 0) problems.push(`${UNIT} is ${active.stdout.trim() || 'not active'}`);
@@ -981,11 +1000,11 @@ async function checkSettled(device: Device, service: ServiceProcess, final: OtaP
     '/api/v1.0/versions',
   ).catch((error: unknown) => ({ current: null, previous: null, others: [`(${String(error)})`] }));
   if (versions.current !== wantCurrent || versions.previous !== wantPrevious || versions.others.length > 0)
-    problems.push(`GET /versions: ${JSON.stringify(versions)}`);
+    problems.push(`GET /versions in stage ${final.stage}: ${JSON.stringify(versions)}`);
   const stray = (await readdir(join(device.root, 'versions'))).filter(
     (name) => name !== current.target && !name.startsWith('.'),
   );
-  if (stray.length > 0) problems.push(`stray versions/: ${stray.join(' ')}`);
+  if (stray.length > 0) problems.push(`stray versions/ in stage ${final.stage}: ${stray.join(' ')}`);
   problems.push(...(await checkLeftovers(device, final.stage)));
   if (success) {
     const downloads = await readdir(join(device.root, '.ota', 'downloads')).catch(() => []);

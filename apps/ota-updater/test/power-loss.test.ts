@@ -103,6 +103,11 @@ async function reproDevice(): Promise<ReproDevice> {
   await execFileAsync(join(scripts, 'setup_symlinks.sh'), [root]);
   await fake.addAppUnit(UNIT, root, port);
   await createSystemdServiceManager({ env: fake.env }).start([UNIT]);
+  // systemctl start returns once the process runs; its HTTP server may need a moment longer.
+  await waitFor(async () => (await getHealth(port))?.version === '0.9.0', {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
   const dataDir = join(root, '.ota');
   await mkdir(join(dataDir, 'downloads'), { recursive: true });
   return {
@@ -179,36 +184,7 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
   // happens to phase `failed` (reported CONFLICT instead of ROLLBACK_FAILED).
   it('a rollback killed after saving its last phase is reported rolled_back with its cause', async () => {
     const device = await reproDevice();
-    const pkg = await writeAppPackage(device.base, {
-      version: '1.1.0',
-      unit: UNIT,
-      port: device.port,
-      failHealth: true,
-    });
-    const zip = join(device.dataDir, 'downloads', '1.1.0.zip');
-    await copyFile(pkg.path, zip);
-    const cause = { code: 'HEALTH_CHECK_FAILED', message: 'version 1.1.0 is unhealthy: HTTP 503' };
-    await writeFile(
-      join(device.dataDir, 'state.json'),
-      JSON.stringify({
-        stage: 'rolling_back',
-        progress: 100,
-        message: 'rolled back to the factory version',
-        error: cause,
-        version: '1.1.0',
-        download: null,
-        downloaded: { version: '1.1.0', path: zip, size: pkg.size, md5: '', sha256: '' },
-        deploy: {
-          version: '1.1.0',
-          phase: 'rolled_back',
-          from: 'factory',
-          previousBefore: null,
-          error: cause,
-          startedAt: Date.now() - 5_000,
-        },
-        updatedAt: Date.now(),
-      }),
-    );
+    await rollbackKilledAfterLastPhase(device);
 
     const service = await device.start();
     const final = await settled(service, ['rolling_back']);
@@ -216,3 +192,85 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
     expect(final).toMatchObject({ stage: 'rolled_back', error: { code: 'HEALTH_CHECK_FAILED' } });
   });
 });
+
+describe('crash points the power-loss harness found (still open)', () => {
+  // Crash point: as above (phase rolled_back saved, stage not yet), but the kill fell in what
+  // rollBack() (deploy.ts) does after saving that phase: removeVersion() renames
+  // versions/<failed version> to versions/.trash-<version>-<hex>, fsyncs, then rm -rf's it. The
+  // fix in recover() (updater.ts, `record.phase === 'rolled_back'`) now reports rolled_back at once
+  // and skips resumeDeploy(), which is the only caller of cleanupStaleFiles(): a half-deleted
+  // .trash- directory (kill during the rm) stays under versions/ for good, and a kill before the
+  // rename leaves the failed version itself, listed in GET /versions `others`. An uninterrupted
+  // rollback leaves neither. Harness: `leftover versions/.trash-... in stage rolled_back`,
+  // `stray versions/ in stage rolled_back: 1.1.0`.
+  it.fails(
+    'a rollback killed while deleting the failed version finishes the deletion on restart',
+    async () => {
+      const device = await reproDevice();
+      const pkg = await rollbackKilledAfterLastPhase(device);
+      await unpackPackage(
+        pkg.path,
+        join(device.root, 'versions', '.trash-1.1.0-0badf00d'),
+        DEFAULT_UNPACK_LIMITS,
+        {
+          version: '1.1.0',
+        },
+      );
+
+      const service = await device.start();
+      expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
+      expect(await readdir(join(device.root, 'versions'))).toEqual([]);
+    },
+  );
+
+  it.fails('a rollback killed before deleting the failed version deletes it on restart', async () => {
+    const device = await reproDevice();
+    const pkg = await rollbackKilledAfterLastPhase(device);
+    await unpackPackage(pkg.path, join(device.root, 'versions', '1.1.0'), DEFAULT_UNPACK_LIMITS, {
+      version: '1.1.0',
+    });
+
+    const service = await device.start();
+    expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
+    expect(await service.updater.versions()).toMatchObject({ current: 'factory', others: [] });
+  });
+});
+
+/**
+ * The state a rollback of 1.1.0 (unhealthy) to the factory leaves when killed right after saving
+ * its phase `rolled_back`: state.json at stage rolling_back, `current` already back on the factory,
+ * the package still downloaded. Returns the package.
+ */
+async function rollbackKilledAfterLastPhase(device: ReproDevice): Promise<{ path: string; size: number }> {
+  const pkg = await writeAppPackage(device.base, {
+    version: '1.1.0',
+    unit: UNIT,
+    port: device.port,
+    failHealth: true,
+  });
+  const zip = join(device.dataDir, 'downloads', '1.1.0.zip');
+  await copyFile(pkg.path, zip);
+  const cause = { code: 'HEALTH_CHECK_FAILED', message: 'version 1.1.0 is unhealthy: HTTP 503' };
+  await writeFile(
+    join(device.dataDir, 'state.json'),
+    JSON.stringify({
+      stage: 'rolling_back',
+      progress: 100,
+      message: 'rolled back to the factory version',
+      error: cause,
+      version: '1.1.0',
+      download: null,
+      downloaded: { version: '1.1.0', path: zip, size: pkg.size, md5: '', sha256: '' },
+      deploy: {
+        version: '1.1.0',
+        phase: 'rolled_back',
+        from: 'factory',
+        previousBefore: null,
+        error: cause,
+        startedAt: Date.now() - 5_000,
+      },
+      updatedAt: Date.now(),
+    }),
+  );
+  return pkg;
+}

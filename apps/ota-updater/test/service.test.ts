@@ -59,6 +59,11 @@ async function setUpDevice(env: (base: string) => Record<string, string> = () =>
   await run(join(SCRIPTS, 'setup_symlinks.sh'), [root]);
   await fake.addAppUnit(UNIT, root, port);
   await createSystemdServiceManager({ env: fake.env }).start([UNIT]);
+  // systemctl start returns once the process runs; its HTTP server may need a moment longer.
+  await waitFor(async () => (await getHealth(port))?.version === '0.9.0', {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
 
   const packages = await startPackageServer({ packages: {} });
   const deviceApi = await startDeviceApiSimulator();
