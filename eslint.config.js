@@ -60,7 +60,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    files: ['**/*.js', '**/*.mjs', '**/*.cjs', '**/test/fakes/systemctl'],
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs', '**/fakes/systemctl'],
     languageOptions: {
       globals: {
         process: 'readonly',

@@ -15,7 +15,7 @@ import { createSystemdServiceManager } from '../src/adapters/systemd.js';
 import { deployVersion, type DeployPhase } from '../src/deploy.js';
 import { createServiceHealthCheck } from '../src/service-health.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
-import { createFakeSystemd, freePort, getHealth } from '../test/fake-systemd.js';
+import { createFakeSystemd, freePort, getHealth } from '@upgrade/testkit';
 import { appManifest, writeZip, type ZipEntrySpec } from '../test/package-fixtures.js';
 import {
   MiB,

@@ -13,7 +13,7 @@ import { loadOtaConfig } from '../src/config.js';
 import { startOtaUpdater } from '../src/main.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
 import { watchProgress } from '../src/watch.js';
-import { createFakeSystemd, freePort, getHealth } from '../test/fake-systemd.js';
+import { createFakeSystemd, freePort, getHealth } from '@upgrade/testkit';
 import { writeAppPackage } from '../test/package-fixtures.js';
 import { startDeviceApiSimulator } from '../test/simulators/device-api.js';
 import { packageDigest, startPackageServer } from '../test/simulators/package-server.js';

@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isUpgradeError, systemClock, type UpgradeError } from '@upgrade/core';
-import { waitFor } from '@upgrade/testkit';
+import {
+  waitFor,
+  TEST_SERVICE,
+  createFakeSystemd,
+  freePort,
+  getHealth,
+  livePidsWithTagPrefix,
+  type FakeSystemd,
+} from '@upgrade/testkit';
 import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 import { createSystemdServiceManager } from '../src/adapters/systemd.js';
 import {
@@ -23,14 +31,6 @@ import type { ServiceManager, VerifiedPackage } from '../src/ports.js';
 import { createServiceHealthCheck } from '../src/service-health.js';
 import { readLinks, versionDir } from '../src/snapshots.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
-import {
-  TEST_SERVICE,
-  createFakeSystemd,
-  freePort,
-  getHealth,
-  livePidsWithTagPrefix,
-  type FakeSystemd,
-} from './fake-systemd.js';
 import { writeAppPackage, type AppPackageOptions } from './package-fixtures.js';
 
 const run = promisify(execFile);

@@ -23,6 +23,7 @@
 // timing.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -30,9 +31,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { OTA_STAGES, type OtaProgress, type OtaStage } from '../src/ports.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
-import { createFakeSystemd, freePort, getHealth, type FakeSystemd } from './fake-systemd.js';
+import { createFakeSystemd, freePort, getHealth, type FakeSystemd } from '@upgrade/testkit';
 import { writeAppPackage } from './package-fixtures.js';
-import { startServiceProcess, waitForProcessGroupExit, type ServiceProcess } from './service-process.js';
+import {
+  killAllServiceProcessesSync,
+  startServiceProcess,
+  waitForProcessGroupExit,
+  type ServiceProcess,
+} from './service-process.js';
 import { startDeviceApiSimulator, type DeviceApiSimulator } from './simulators/device-api.js';
 import { packageDigest, startPackageServer, type PackageServer } from './simulators/package-server.js';
 
@@ -263,9 +269,42 @@ export async function createPowerLossHarness(options: HarnessOptions = {}): Prom
   const shared: Shared = { base, packageServer, deviceApi, options: settings };
   const lanes: Lane[] = [];
   let windows: Windows | null = null;
+  let closing = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+
+  // The services run in their own process groups and the units are detached: if this process ends
+  // before close() (runner timeout, Ctrl-C), nothing must stay behind.
+  const killEverythingSync = (): void => {
+    killAllServiceProcessesSync();
+    killTaggedSync(`--fake-systemd-tag=${base}/`);
+  };
+  const onSignal = (name: NodeJS.Signals): void => {
+    killEverythingSync();
+    removeHooks();
+    try {
+      rmSync(base, { recursive: true, force: true });
+    } catch {
+      // read-only factory copies when not root: left in the temp dir
+    }
+    // Nobody else handles it: end the way the signal would have.
+    if (process.listenerCount(name) === 0) process.kill(process.pid, name);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const removeHooks = (): void => {
+    process.off('exit', killEverythingSync);
+    for (const name of signals) process.off(name, onSignal);
+  };
+  process.on('exit', killEverythingSync);
+  for (const name of signals) process.on(name, onSignal);
 
   const close = async (): Promise<void> => {
+    // Runs still going (a test that timed out) end at once: their services die, no new run starts.
+    closing = true;
+    killAllServiceProcessesSync();
+    await Promise.race([inFlight.catch(() => undefined), sleep(30_000)]);
     for (const lane of lanes) await lane.fake.stopAll();
+    killEverythingSync();
+    removeHooks();
     await packageServer.close();
     await deviceApi.close();
     await removeTree(base);
@@ -301,24 +340,27 @@ export async function createPowerLossHarness(options: HarnessOptions = {}): Prom
     async runMany({ count, sessionSeed, replay, onRun }) {
       const started = Date.now();
       const measured = windows ?? (await calibrate());
+      if (closing) throw new Error('the harness is closed');
       const seeds =
         replay === undefined
           ? Array.from({ length: count }, (_, i) => runSeedOf(sessionSeed, i))
           : [replay >>> 0];
       const results: RunResult[] = [];
       let nextIndex = 0;
-      await Promise.all(
+      const all = Promise.all(
         lanes.map(async (lane) => {
           for (;;) {
             const index = nextIndex++;
             const seed = seeds[index];
-            if (seed === undefined) return;
+            if (seed === undefined || closing) return;
             const result = await runOne(shared, lane, index, planRun(seed), measured);
             results.push(result);
             onRun?.(result);
           }
         }),
       );
+      inFlight = all;
+      await all;
       results.sort((a, b) => a.index - b.index);
       return { sessionSeed, runs: results, windows: measured, durationMs: Date.now() - started };
     },
@@ -1191,6 +1233,23 @@ function sleep(ms: number): Promise<void> {
 
 async function exists(path: string, noFollow = false): Promise<boolean> {
   return (await (noFollow ? lstat(path) : stat(path)).catch(() => null)) !== null;
+}
+
+/** SIGKILLs every process with an argument starting with `prefix`, synchronously (for exit hooks). */
+function killTaggedSync(prefix: string): void {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (
+        readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+          .split('\0')
+          .some((arg) => arg.startsWith(prefix))
+      )
+        process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 /** rm -rf that also gets through the factory's read-only directories when not root. */

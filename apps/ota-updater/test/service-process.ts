@@ -69,6 +69,27 @@ export interface StartServiceOptions {
 export const LISTENING_MESSAGE = 'ota-updater listening';
 
 /**
+ * Process groups of the services started here, until waitForProcessGroupExit saw them empty (the
+ * service may be gone while commands it started still run in its group).
+ */
+const running = new Set<number>();
+
+/**
+ * SIGKILLs every service process group started by this module that is still running. Synchronous,
+ * so it can run in a process 'exit' handler: the services are detached (their own process group),
+ * and a test runner that dies or is interrupted must not leave them behind.
+ */
+export function killAllServiceProcessesSync(): void {
+  for (const pid of running) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
  * Spawns `node <cli> serve` and resolves once it logged `ota-updater listening`. Rejects (and
  * kills it) when it exits or stays silent first, with the end of its output in the message.
  */
@@ -83,6 +104,7 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not spawn ${process.execPath} ${cli}`);
+  running.add(pid);
 
   const logs: LogLine[] = [];
   const otherOutput: string[] = [];
@@ -221,6 +243,7 @@ export async function waitForProcessGroupExit(pgid: number, timeoutMs: number): 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const members = await liveProcessGroupMembers(pgid);
+    if (members.length === 0) running.delete(pgid);
     if (members.length === 0 || Date.now() >= deadline) return members;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

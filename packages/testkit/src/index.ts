@@ -34,3 +34,14 @@ export {
 export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 /** Assertion helpers: the UpgradeError a promise rejects with; waiting on a condition. */
 export { rejectionOf, waitFor } from './assertions.js';
+/** The one fake systemctl (real detached processes, real exit codes) and its helpers. */
+export {
+  FAKES_DIR,
+  TEST_SERVICE,
+  createFakeSystemd,
+  freePort,
+  getHealth,
+  livePidsWithTagPrefix,
+  type FakeSystemd,
+  type FakeUnit,
+} from './fake-systemd.js';

@@ -1,4 +1,4 @@
-// Test-side helpers around the one fake systemctl (test/fakes/systemctl): a unit directory per
+// Test-side helpers around the one fake systemctl (packages/testkit/fakes/systemctl): a unit directory per
 // test file, an environment that puts the fake first on PATH (passed to the adapter, never set on
 // process.env), and a way to find and kill every process a test started.
 import { execFile } from 'node:child_process';
@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** Directory holding the fake `systemctl` and `test-service.mjs`. */
-export const FAKES_DIR = fileURLToPath(new URL('./fakes', import.meta.url));
+/** Directory holding the fake `systemctl` and `test-service.mjs` (src/ and dist/ are both one level below it). */
+export const FAKES_DIR = fileURLToPath(new URL('../fakes', import.meta.url));
 /** The HTTP service the app units run. */
 export const TEST_SERVICE = join(FAKES_DIR, 'test-service.mjs');
 
