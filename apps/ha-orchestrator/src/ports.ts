@@ -1,7 +1,7 @@
 // Ports of the rolling upgrade. The flow (rolling-upgrade.ts) sees nodes only through NodeClient:
 // the SSH transport (adapters/ssh-node-client.ts, running the node agent) and the in-process fake
 // nodes (tests, demo) implement it, and the two-node lab uses the SSH one unchanged.
-import type { AgentOp, ArgsOf, ResultOf } from './agent/protocol.js';
+import type { AgentOp, ArgsOf, BackupFile, ResultOf } from './agent/protocol.js';
 
 export type { AgentOp, ArgsOf, ResultOf } from './agent/protocol.js';
 
@@ -34,4 +34,252 @@ export interface NodeClient {
 export interface Cluster {
   nodes: readonly [NodeClient, NodeClient];
   vip: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The task and its audit trail. rolling-upgrade.ts writes through these ports; the PostgreSQL
+// store (adapters/pg-store.ts, PGlite when DATABASE_URL is unset) and the memory store used by
+// the fast tests implement them. Every write is awaited: a step is not taken before it is recorded.
+
+/** The 13 states of an upgrade task. */
+export const HA_STATES = [
+  'IDLE',
+  'PREPARE',
+  'BACKUP',
+  'UPGRADE_BACKUP',
+  'VIP_SWITCH',
+  'UPGRADE_MASTER',
+  'VERIFY',
+  'COMPLETE',
+  'ROLLBACK',
+  'CANCELLED',
+  'FAILED',
+  'TIMEOUT',
+  'UNREACHABLE',
+] as const;
+export type HaState = (typeof HA_STATES)[number];
+
+/** States a task never leaves (a new upgrade may start). */
+export const FINAL_STATES: readonly HaState[] = ['COMPLETE', 'CANCELLED', 'FAILED', 'TIMEOUT', 'UNREACHABLE'];
+
+export type LogLevel = 'INFO' | 'WARNING' | 'ERROR';
+
+/** Timeouts and health parameters, from the `upgrade_config` table (defaults in parentheses). */
+export interface UpgradeConfig {
+  /** Whole upgrade (15 min). */
+  upgradeTimeoutMs: number;
+  /** VIP must have moved within this (30 s). */
+  vipSwitchTimeoutMs: number;
+  /** VIP switch attempts after the first (2). */
+  vipSwitchRetries: number;
+  /** One health check call (30 s). */
+  healthCheckTimeoutMs: number;
+  /** Failed checks tolerated before giving up (3), spaced by healthRetryIntervalMs (10 s). */
+  healthRetries: number;
+  healthRetryIntervalMs: number;
+  /** Consecutive healthy checks a node needs after its upgrade (3). */
+  healthyChecksRequired: number;
+  /** Backups kept per node (1). */
+  backupRetention: number;
+  /** Replication must be in sync within this before services stop (60 s). */
+  replicationTimeoutMs: number;
+}
+
+export const DEFAULT_UPGRADE_CONFIG: UpgradeConfig = {
+  upgradeTimeoutMs: 15 * 60_000,
+  vipSwitchTimeoutMs: 30_000,
+  vipSwitchRetries: 2,
+  healthCheckTimeoutMs: 30_000,
+  healthRetries: 3,
+  healthRetryIntervalMs: 10_000,
+  healthyChecksRequired: 3,
+  backupRetention: 1,
+  replicationTimeoutMs: 60_000,
+};
+
+/** What the unpacked upload holds (see package.ts). */
+export interface UpgradePackage {
+  version: string;
+  /** Local path of the jar in the task's temp dir, and its SHA-256. */
+  jarPath: string;
+  jarSha256: string;
+  /** Schema-change scripts in the order they run (may be empty). */
+  schemaScripts: { path: string; sha256: string }[];
+  /** SHA-256 of the uploaded package file as received. */
+  packageSha256: string;
+  /** Temp dir holding the unpacked files; removed when the task ends. */
+  workDir: string;
+}
+
+export interface TaskError {
+  code: string;
+  message: string;
+}
+
+export interface UpgradeTask {
+  id: string;
+  state: HaState;
+  fromVersion: string | null;
+  toVersion: string;
+  packageSha256: string;
+  /** Node ids: who held the VIP and the database primary when the task started / at the end. */
+  primaryBefore: string | null;
+  primaryAfter: string | null;
+  /** 0-100. */
+  percent: number;
+  /** Step running or last finished (e.g. `standby.install`). */
+  currentStep: string | null;
+  lastMessage: string | null;
+  error: TaskError | null;
+  /** Longest time no node served (measured by the flow), once known. */
+  downtimeMs: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  cancelRequestedAt: Date | null;
+  cancelReason: string | null;
+  /** Who asked (API client id / address). */
+  requestedBy: string | null;
+}
+
+export interface NewTask {
+  id: string;
+  toVersion: string;
+  packageSha256: string;
+  requestedBy: string | null;
+}
+
+export type TaskPatch = Partial<
+  Pick<
+    UpgradeTask,
+    | 'state'
+    | 'fromVersion'
+    | 'primaryBefore'
+    | 'primaryAfter'
+    | 'percent'
+    | 'currentStep'
+    | 'lastMessage'
+    | 'error'
+    | 'downtimeMs'
+    | 'startedAt'
+    | 'finishedAt'
+    | 'cancelRequestedAt'
+    | 'cancelReason'
+  >
+>;
+
+export interface PageResult<T> {
+  items: T[];
+  total: number;
+}
+
+/** upgrade_task. `create` is CONFLICT while another task is not in a final state. */
+export interface TaskStore {
+  create(task: NewTask): Promise<UpgradeTask>;
+  get(id: string): Promise<UpgradeTask | null>;
+  /** Newest first. */
+  list(page: { limit: number; offset: number }): Promise<PageResult<UpgradeTask>>;
+  update(id: string, patch: TaskPatch): Promise<UpgradeTask>;
+  /** The task not in a final state, if any (there is at most one). */
+  active(): Promise<UpgradeTask | null>;
+}
+
+/** One step of the flow (upgrade_progress). */
+export interface StepRecord {
+  taskId: string;
+  /** e.g. `prepare.rsync_pause`, `standby.install`, `vip.switch`, `rollback.restore`. */
+  step: string;
+  nodeId: string | null;
+  status: 'started' | 'succeeded' | 'failed' | 'skipped';
+  message: string;
+  percent: number;
+  at: Date;
+  durationMs: number | null;
+}
+
+/** One log line of a task (upgrade_history): transitions and messages. */
+export interface LogRecord {
+  taskId: string;
+  level: LogLevel;
+  message: string;
+  /** Set for state transitions. */
+  fromState: HaState | null;
+  toState: HaState | null;
+  at: Date;
+  details?: Record<string, unknown>;
+}
+
+export interface BackupRecord {
+  taskId: string;
+  nodeId: string;
+  backupId: string;
+  dir: string;
+  files: BackupFile[];
+  verified: boolean;
+  at: Date;
+}
+
+export interface VipSwitchRecord {
+  taskId: string;
+  fromNode: string;
+  toNode: string;
+  attempt: number;
+  ok: boolean;
+  durationMs: number;
+  message: string;
+  at: Date;
+}
+
+export interface HealthCheckRecord {
+  taskId: string;
+  nodeId: string;
+  ok: boolean;
+  /** The agent's health answer, as received (no raw errors: the agent gives stable details). */
+  details: Record<string, unknown>;
+  durationMs: number;
+  at: Date;
+}
+
+export interface RsyncStatusRecord {
+  taskId: string;
+  nodeId: string;
+  action: 'pause' | 'resume' | 'status';
+  paused: boolean;
+  ok: boolean;
+  message: string;
+  at: Date;
+}
+
+export interface ConfigSyncRecord {
+  taskId: string;
+  /** node id -> config digest. */
+  digests: Record<string, string>;
+  inSync: boolean;
+  at: Date;
+}
+
+/** Everything a task leaves behind besides its row; each table is append-only. */
+export interface AuditTrail {
+  step(record: StepRecord): Promise<void>;
+  log(record: LogRecord): Promise<void>;
+  backup(record: BackupRecord): Promise<void>;
+  vipSwitch(record: VipSwitchRecord): Promise<void>;
+  healthCheck(record: HealthCheckRecord): Promise<void>;
+  rsync(record: RsyncStatusRecord): Promise<void>;
+  configSync(record: ConfigSyncRecord): Promise<void>;
+  /** Backups of a task (for POST /rollback/{id}). */
+  backups(taskId: string): Promise<BackupRecord[]>;
+  /** Newest first; `level` filters exactly. */
+  logs(
+    taskId: string,
+    query: { level?: LogLevel; limit: number; offset: number },
+  ): Promise<PageResult<LogRecord>>;
+  /** Oldest first. */
+  steps(taskId: string): Promise<StepRecord[]>;
+}
+
+/** upgrade_config: one row of parameters (defaults when absent). */
+export interface UpgradeConfigStore {
+  get(): Promise<UpgradeConfig>;
+  set(patch: Partial<UpgradeConfig>): Promise<UpgradeConfig>;
 }
