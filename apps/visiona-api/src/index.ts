@@ -1,4 +1,5 @@
-// @upgrade/visiona-api: the storage layer so far. Each export's own JSDoc says more.
+// @upgrade/visiona-api as a library: the HTTP app, its wiring and configuration, and the storage
+// layer. The service itself runs from the CLI (dist/cli.js). Each export's own JSDoc says more.
 
 /** The store ports and domain types. */
 export type * from './ports.js';
@@ -21,3 +22,8 @@ export { createTunnelSessionStore } from './stores/tunnel-sessions.memory.js';
 export { hashPassword, verifyPassword, type ScryptParams } from './passwords.js';
 /** One-time-shown tokens and the hashes stored for them. */
 export { hashToken, newToken } from './tokens.js';
+/** The HTTP app (never listens), the wiring that opens its backends and listens, and the configuration. */
+export { buildApp, type AppDeps, type AppSettings } from './app.js';
+export { appSettings, openBackends, startVisionaApi, type Backends, type RunningVisionaApi } from './main.js';
+export { EnvSchema, loadVisionaConfig, type Env } from './config.js';
+export { SERVICE_NAME, SERVICE_VERSION } from './version.js';

@@ -122,6 +122,23 @@ export interface NewDevice {
   pairingStatus?: Exclude<PairingStatus, 'unpaired'>;
 }
 
+/** What pairing a device through a one-time code needs. */
+export interface DevicePairing {
+  /** The SHA-256 of the pairing code the agent presents. */
+  pairingTokenHash: string;
+  serial: string;
+  name: string;
+  /** The SHA-256 of the session token the agent receives once. */
+  sessionTokenHash: string;
+  sessionExpiresAt?: Date | null;
+}
+
+/** A device paired through a code, and the session token its agent connects with. */
+export interface PairedDevice {
+  device: Device;
+  sessionToken: SessionToken;
+}
+
 /** Devices; deleted (unpaired) devices are kept but no method returns them. */
 export interface DeviceStore {
   /** A live device with the same serial is CONFLICT (`devices_serial_live`). */
@@ -140,6 +157,12 @@ export interface DeviceStore {
    * or neither. Returns false when the owner has no live device with this id.
    */
   unpair(id: string, ownerId: string): Promise<boolean>;
+  /**
+   * Redeems the pairing code, creates the device (`paired`, owned by whoever issued the code) and
+   * its session token in one transaction: all three or none. Null for an unknown, used or expired
+   * code; a live device with the same serial is CONFLICT and leaves the code unused.
+   */
+  pair(pairing: DevicePairing): Promise<PairedDevice | null>;
 }
 
 /** A one-time code a user issues so an agent can pair a device to them. */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@upgrade/core';
-import type { Device, DeviceStore } from '../ports.js';
+import type { Device, DeviceStore, SessionToken } from '../ports.js';
 import type { DeviceRow, MemoryTables } from './memory-tables.js';
-import { checkPage, constraintViolated, isUuid } from './rules.js';
+import { checkPage, checkTokenHash, constraintViolated, isUuid } from './rules.js';
 
 /** DeviceStore in memory; unpairing undoes itself when token revocation fails, like a rollback. */
 export function createMemoryDeviceStore(tables: MemoryTables, clock: Clock): DeviceStore {
@@ -71,6 +71,40 @@ export function createMemoryDeviceStore(tables: MemoryTables, clock: Clock): Dev
         throw error;
       }
       return true;
+    },
+    // Every check comes before the first write, and nothing awaits in between: all or nothing.
+    pair: async ({ pairingTokenHash, serial, name, sessionTokenHash, sessionExpiresAt = null }) => {
+      const code = tables.pairingTokens.get(pairingTokenHash);
+      const now = clock.now();
+      if (code === undefined || code.usedAt !== null || code.expiresAt.getTime() <= now) return null;
+      if ([...tables.devices.values()].some((d) => d.serial === serial && d.deletedAt === null))
+        throw constraintViolated('devices_serial_live', 'unique');
+      checkTokenHash(sessionTokenHash, 'session_tokens');
+      if (tables.sessionTokens.has(sessionTokenHash))
+        throw constraintViolated('session_tokens_pkey', 'unique');
+      const at = new Date(now);
+      const row: DeviceRow = {
+        id: randomUUID(),
+        ownerId: code.ownerId,
+        serial,
+        name,
+        pairingStatus: 'paired',
+        onlineStatus: 'offline',
+        agentLastSeenAt: null,
+        createdAt: at,
+        updatedAt: at,
+        deletedAt: null,
+      };
+      const sessionToken: SessionToken = {
+        tokenHash: sessionTokenHash,
+        deviceId: row.id,
+        createdAt: at,
+        expiresAt: sessionExpiresAt === null ? null : new Date(sessionExpiresAt),
+      };
+      code.usedAt = at;
+      tables.devices.set(row.id, row);
+      tables.sessionTokens.set(sessionTokenHash, sessionToken);
+      return { device: toDevice(row), sessionToken: { ...sessionToken } };
     },
   };
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@upgrade/core';
 import { translatePgErrors, withTx } from '@upgrade/db';
-import { and, asc, count, eq, isNull, type SQL } from 'drizzle-orm';
+import { and, asc, count, eq, gt, isNull, type SQL } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
-import { devices, sessionTokens } from '../db/schema.js';
+import { devices, pairingTokens, sessionTokens } from '../db/schema.js';
 import type { Device, DeviceStore } from '../ports.js';
 import { checkPage, isUuid } from './rules.js';
 
@@ -110,5 +110,48 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
         return true;
       });
     },
+    pair: ({ pairingTokenHash, serial, name, sessionTokenHash, sessionExpiresAt = null }) =>
+      // Code first: its row lock holds off a concurrent redeem of the same code until this commits
+      // or rolls back (a duplicate serial rolls back, so the code stays usable).
+      withTx(db, async (tx) => {
+        const now = new Date(clock.now());
+        const [token] = await tx
+          .update(pairingTokens)
+          .set({ usedAt: now })
+          .where(
+            and(
+              eq(pairingTokens.tokenHash, pairingTokenHash),
+              isNull(pairingTokens.usedAt),
+              gt(pairingTokens.expiresAt, now),
+            ),
+          )
+          .returning({ ownerId: pairingTokens.ownerId });
+        if (token === undefined) return null;
+        const [device] = await tx
+          .insert(devices)
+          .values({
+            id: randomUUID(),
+            ownerId: token.ownerId,
+            serial,
+            name,
+            pairingStatus: 'paired',
+            onlineStatus: 'offline',
+            createdAt: now,
+            updatedAt: now,
+          })
+          .returning(DEVICE);
+        if (device === undefined) throw new Error('insert into devices returned no row');
+        const [sessionToken] = await tx
+          .insert(sessionTokens)
+          .values({
+            tokenHash: sessionTokenHash,
+            deviceId: device.id,
+            createdAt: now,
+            expiresAt: sessionExpiresAt,
+          })
+          .returning();
+        if (sessionToken === undefined) throw new Error('insert into session_tokens returned no row');
+        return { device, sessionToken };
+      }),
   };
 }

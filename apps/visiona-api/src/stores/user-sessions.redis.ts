@@ -51,6 +51,8 @@ export interface RedisUserSessions extends UserSessionStore {
    * from the first request; the store keeps reconnecting either way.
    */
   ready(): Promise<void>;
+  /** Resolves when Redis answers PING; rejects with UNAVAILABLE (for `/healthz`). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -118,6 +120,9 @@ export function createRedisUserSessionStore(options: RedisUserSessionOptions): R
             });
           }),
       );
+    },
+    ping: async () => {
+      await call(() => redis.ping());
     },
     close: async () => {
       redis.disconnect();

@@ -123,5 +123,107 @@ export function devicesContract(current: Fresh, target: () => StoresTarget): voi
       const clash = await rejectionOf(stores.devices.create({ ownerId: ada.id, serial: 'SN-1', name: 'b' }));
       expect(clash.code).toBe('CONFLICT');
     });
+    describe('pair', () => {
+      const MINUTE = 60_000;
+      const issue = async (ownerId: string, ttlMs = 10 * MINUTE): Promise<string> => {
+        const { stores, clock } = current();
+        const code = newToken();
+        await stores.pairingTokens.create({
+          tokenHash: code.hash,
+          ownerId,
+          expiresAt: new Date(clock.now() + ttlMs),
+        });
+        return code.hash;
+      };
+
+      it('redeems the code and creates the paired device and its session token, once', async () => {
+        const { stores, clock } = current();
+        const code = await issue(ada.id);
+        const session = newToken();
+        const paired = await stores.devices.pair({
+          pairingTokenHash: code,
+          serial: 'SN-1',
+          name: 'door cam',
+          sessionTokenHash: session.hash,
+        });
+        expect(paired?.device).toMatchObject({ ownerId: ada.id, serial: 'SN-1', pairingStatus: 'paired' });
+        expect(paired?.sessionToken).toEqual({
+          tokenHash: session.hash,
+          deviceId: paired?.device.id,
+          createdAt: new Date(clock.now()),
+          expiresAt: null,
+        });
+        expect(await stores.devices.get(paired?.device.id ?? '', ada.id)).toEqual(paired?.device);
+        expect(await stores.sessionTokens.find(session.hash)).toEqual(paired?.sessionToken);
+        const again = await stores.devices.pair({
+          pairingTokenHash: code,
+          serial: 'SN-2',
+          name: 'b',
+          sessionTokenHash: newToken().hash,
+        });
+        expect(again).toBeNull();
+        expect(await stores.pairingTokens.redeem(code)).toBeNull();
+      });
+
+      it('refuses an expired or unknown code and creates nothing', async () => {
+        const { stores, clock } = current();
+        const code = await issue(ada.id, MINUTE);
+        await clock.advance(MINUTE);
+        const session = newToken();
+        for (const hash of [code, newToken().hash])
+          expect(
+            await stores.devices.pair({
+              pairingTokenHash: hash,
+              serial: 'SN-1',
+              name: 'a',
+              sessionTokenHash: session.hash,
+            }),
+          ).toBeNull();
+        expect((await stores.devices.list(ada.id, { limit: 10, offset: 0 })).total).toBe(0);
+        expect(await stores.sessionTokens.find(session.hash)).toBeNull();
+      });
+
+      it('all or nothing: a serial a live device holds is CONFLICT and leaves the code usable', async () => {
+        const { stores } = current();
+        await stores.devices.create({ ownerId: bob.id, serial: 'SN-1', name: 'taken' });
+        const code = await issue(ada.id);
+        const session = newToken();
+        const clash = await rejectionOf(
+          stores.devices.pair({
+            pairingTokenHash: code,
+            serial: 'SN-1',
+            name: 'a',
+            sessionTokenHash: session.hash,
+          }),
+        );
+        expect([clash.code, clash.details?.constraint]).toEqual(['CONFLICT', 'devices_serial_live']);
+        expect(await stores.sessionTokens.find(session.hash)).toBeNull();
+        expect((await stores.devices.list(ada.id, { limit: 10, offset: 0 })).total).toBe(0);
+        const paired = await stores.devices.pair({
+          pairingTokenHash: code,
+          serial: 'SN-2',
+          name: 'a',
+          sessionTokenHash: session.hash,
+        });
+        expect(paired?.device.ownerId).toBe(ada.id);
+      });
+
+      it('lets exactly one of two concurrent pairings with one code win', async () => {
+        const { stores } = current();
+        const code = await issue(ada.id);
+        const results = await Promise.all(
+          ['SN-1', 'SN-2'].map((serial) =>
+            stores.devices.pair({
+              pairingTokenHash: code,
+              serial,
+              name: serial,
+              sessionTokenHash: newToken().hash,
+            }),
+          ),
+        );
+        expect(results.filter((r) => r !== null)).toHaveLength(1);
+        expect((await stores.devices.list(ada.id, { limit: 10, offset: 0 })).total).toBe(1);
+      });
+    });
   });
 }

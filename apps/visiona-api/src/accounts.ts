@@ -1,0 +1,76 @@
+// Accounts and browser sessions: register, sign in, sign out, and who a session cookie belongs to.
+// Written against the stores only; the HTTP layer maps cookies and statuses.
+import { UpgradeError, isUpgradeError } from '@upgrade/core';
+import { hashPassword, verifyPassword } from './passwords.js';
+import type { User, UserSession, UserSessionStore, UserStore } from './ports.js';
+
+/** What the account flows need. */
+export interface AccountsDeps {
+  users: UserStore;
+  sessions: UserSessionStore;
+}
+
+/** A signed-in user and the session that says so. */
+export interface SignedIn {
+  user: User;
+  session: UserSession;
+}
+
+/** The account use cases. */
+export interface Accounts {
+  /** CONFLICT when the email (in any case) is taken. */
+  register(email: string, password: string): Promise<User>;
+  /** UNAUTHORIZED for an unknown email or a wrong password, alike. */
+  login(email: string, password: string): Promise<SignedIn & { sessionId: string }>;
+  /** Ends the session; a missing or ended one is fine. */
+  logout(sessionId: string | undefined): Promise<void>;
+  /** The session's user, with the session's idle deadline pushed back; UNAUTHORIZED without one. */
+  authenticate(sessionId: string | undefined): Promise<SignedIn>;
+}
+
+const WRONG_CREDENTIALS = 'email or password is wrong';
+
+/** The account use cases over a user store and a session store. */
+export function createAccounts(deps: AccountsDeps): Accounts {
+  // Verifying against a real hash when the email is unknown keeps both failures equally slow, so
+  // response times do not tell which emails have accounts.
+  let decoy: Promise<string> | undefined;
+  const decoyHash = (): Promise<string> => (decoy ??= hashPassword('decoy password, never matches'));
+
+  return {
+    register: async (email, password) => {
+      const passwordHash = await hashPassword(password);
+      try {
+        return await deps.users.create({ email: email.trim(), passwordHash });
+      } catch (error) {
+        if (isUpgradeError(error, 'CONFLICT'))
+          throw new UpgradeError('CONFLICT', 'an account with this email already exists; sign in instead', {
+            cause: error,
+          });
+        throw error;
+      }
+    },
+    login: async (email, password) => {
+      const user = await deps.users.findByEmail(email.trim());
+      const matches = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
+      if (user === null || !matches) throw new UpgradeError('UNAUTHORIZED', WRONG_CREDENTIALS);
+      const { sessionId, session } = await deps.sessions.create(user.id);
+      return { sessionId, session, user };
+    },
+    logout: async (sessionId) => {
+      if (sessionId !== undefined && sessionId !== '') await deps.sessions.destroy(sessionId);
+    },
+    authenticate: async (sessionId) => {
+      if (sessionId === undefined || sessionId === '') throw notSignedIn();
+      const session = await deps.sessions.touch(sessionId);
+      if (session === null) throw notSignedIn();
+      const user = await deps.users.get(session.userId);
+      if (user === null) throw notSignedIn();
+      return { user, session };
+    },
+  };
+}
+
+function notSignedIn(): UpgradeError {
+  return new UpgradeError('UNAUTHORIZED', 'not signed in: POST /api/auth/login first');
+}

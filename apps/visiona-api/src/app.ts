@@ -1,0 +1,106 @@
+// Builds the HTTP app from ready stores; never listens (main.ts does).
+import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
+import { systemClock, type Clock, type HealthCheck } from '@upgrade/core';
+import { createService, type LoggerOption, type ServiceApp } from '@upgrade/service';
+import { createAccounts } from './accounts.js';
+import { agentRoutes } from './http/agent.js';
+import { authRoutes, cookieAuthenticator, type LoginRateLimit, type SessionCookie } from './http/auth.js';
+import { deviceRoutes } from './http/devices.js';
+import { modelRoutes } from './http/models.js';
+import { SHARED_SCHEMAS } from './http/schemas.js';
+import { systemRoutes } from './http/system.js';
+import { createPairing } from './pairing.js';
+import type { UserSessionStore } from './ports.js';
+import type { PersistentStores } from './stores/index.js';
+import { createTunnelSessionStore } from './stores/tunnel-sessions.memory.js';
+import { registerTunnel, type AgentConnection, type TunnelHub } from './tunnel/index.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
+
+/** Behaviour the operator configures. */
+export interface AppSettings {
+  cookie: SessionCookie;
+  loginRateLimit: LoginRateLimit;
+  pairingCodeTtlMs: number;
+  /** Reported by /api/system/info. */
+  phase: string;
+  /** Behind a load balancer: trust X-Forwarded-For (true, or the proxies' addresses / CIDRs). */
+  trustProxy?: boolean | string;
+  tunnel?: { heartbeatIntervalMs?: number; requestTimeoutMs?: number };
+}
+
+export interface AppDeps {
+  stores: PersistentStores;
+  sessions: UserSessionStore;
+  /** What GET /healthz pings: PostgreSQL and Redis when they are configured. */
+  healthChecks: HealthCheck[];
+  settings: AppSettings;
+  /** A shared (Redis) counter store for the rate limits; default: this instance's memory. */
+  rateLimitStore?: new (globalOptions: unknown) => unknown;
+  clock?: Clock;
+  logger?: LoggerOption;
+}
+
+/** Pairing attempts per client address and minute. */
+const PAIR_RATE_LIMIT: LoginRateLimit = { max: 30, windowMs: 60_000 };
+
+/**
+ * The visiona-api: accounts, models, devices, pairing, the agent tunnel and system endpoints, plus
+ * the kit's /healthz, /metrics and /docs. The tunnel hub is closed with the app.
+ */
+export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
+  const { stores, settings } = deps;
+  const clock = deps.clock ?? systemClock;
+  const app = await createService({
+    name: SERVICE_NAME,
+    version: SERVICE_VERSION,
+    logger: deps.logger ?? 'info',
+    healthChecks: deps.healthChecks,
+    ...(settings.trustProxy === undefined ? {} : { trustProxy: settings.trustProxy }),
+    openapi: {
+      title: 'visiona-api',
+      description:
+        'The visionA backend: accounts, AI models, edge devices paired with one-time codes, and HTTP requests to each device’s local agent through the tunnel the agent dials out.',
+    },
+  });
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  await app.register(fastifyCookie);
+  await app.register(fastifyRateLimit, {
+    global: false,
+    ...(deps.rateLimitStore === undefined ? {} : { store: deps.rateLimitStore as never }),
+  });
+
+  const accounts = createAccounts({ users: stores.users, sessions: deps.sessions });
+  const authenticate = cookieAuthenticator(accounts, settings.cookie);
+  const pairing = createPairing({
+    devices: stores.devices,
+    pairingTokens: stores.pairingTokens,
+    clock,
+    codeTtlMs: settings.pairingCodeTtlMs,
+  });
+  const hub: TunnelHub = await registerTunnel(app, {
+    sessionTokens: stores.sessionTokens,
+    devices: stores.devices,
+    tunnels: createTunnelSessionStore<AgentConnection>(clock),
+    logger: app.log,
+    clock,
+    ...(settings.tunnel ?? {}),
+  });
+  app.addHook('onClose', () => hub.close());
+
+  await app.register(authRoutes, {
+    accounts,
+    cookie: settings.cookie,
+    loginRateLimit: settings.loginRateLimit,
+  });
+  await app.register(modelRoutes, { models: stores.models, authenticate });
+  await app.register(deviceRoutes, { devices: stores.devices, pairing, hub, authenticate });
+  await app.register(agentRoutes, { pairing, pairRateLimit: PAIR_RATE_LIMIT });
+  await app.register(systemRoutes, {
+    devices: stores.devices,
+    hub,
+    authenticate,
+    info: { service: SERVICE_NAME, version: SERVICE_VERSION, phase: settings.phase },
+  });
+  return app;
+}

@@ -1,0 +1,214 @@
+// Wiring only: configuration -> stores (PostgreSQL or memory, Redis or memory) -> API -> listen.
+// Used by `visiona-api serve`, the demo and the tests that run several instances.
+import { systemClock, type Clock, type HealthCheck } from '@upgrade/core';
+import { migrate, openDatabase, type DatabaseHandle } from '@upgrade/db';
+import { createRotatingFile, listenAndServe, type LoggerOption, type ServiceApp } from '@upgrade/service';
+import { buildApp, type AppSettings } from './app.js';
+import type { Env } from './config.js';
+import * as schema from './db/schema.js';
+import { migrationsFolder } from './paths.js';
+import type { UserSessionStore } from './ports.js';
+import { createMemoryStores, createPgStores, type PersistentStores } from './stores/index.js';
+import { createRedisRateLimits } from './stores/rate-limits.redis.js';
+import { createMemoryUserSessionStore } from './stores/user-sessions.memory.js';
+import { createRedisUserSessionStore } from './stores/user-sessions.redis.js';
+
+/** The settings the backends are opened with. */
+export type BackendConfig = Pick<
+  Env,
+  | 'DATABASE_URL'
+  | 'DATABASE_POOL_MAX'
+  | 'DATABASE_CONNECT_TIMEOUT_MS'
+  | 'MIGRATE_ON_START'
+  | 'REDIS_URL'
+  | 'REDIS_KEY_PREFIX'
+  | 'REDIS_TIMEOUT_MS'
+  | 'SESSION_IDLE_TTL_MS'
+  | 'SESSION_ABSOLUTE_TTL_MS'
+>;
+
+/** The stores of one instance, what /healthz pings, and how to close them. */
+export interface Backends {
+  stores: PersistentStores;
+  sessions: UserSessionStore;
+  healthChecks: HealthCheck[];
+  rateLimitStore?: new (globalOptions: unknown) => unknown;
+  database?: DatabaseHandle<typeof schema>;
+  /** Where data lives, safe for logs. */
+  where: { database: string; sessions: string };
+  /** Things the operator must know at start-up (in-memory fallbacks). */
+  warnings: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Opens PostgreSQL (migrating it unless told not to) or memory stores, and Redis or memory user
+ * sessions. Redis that is down at start does not stop the service: session calls answer 503 until
+ * it is back, and /healthz says so.
+ */
+export async function openBackends(config: BackendConfig, clock: Clock = systemClock): Promise<Backends> {
+  const warnings: string[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  const healthChecks: HealthCheck[] = [];
+  const ttl = { idleMs: config.SESSION_IDLE_TTL_MS, absoluteMs: config.SESSION_ABSOLUTE_TTL_MS };
+  try {
+    let stores: PersistentStores;
+    let database: DatabaseHandle<typeof schema> | undefined;
+    if (config.DATABASE_URL === undefined) {
+      stores = createMemoryStores(clock);
+      warnings.push(
+        'DATABASE_URL is not set: users, models and devices live in memory and are lost on restart',
+      );
+    } else {
+      database = await openDatabase({
+        url: config.DATABASE_URL,
+        schema,
+        pool: {
+          max: config.DATABASE_POOL_MAX,
+          connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
+          applicationName: 'visiona-api',
+        },
+      });
+      const db = database;
+      closers.push(() => db.close());
+      if (config.MIGRATE_ON_START) await migrate(db, migrationsFolder);
+      stores = createPgStores(db.db, clock);
+      healthChecks.push(db.healthCheck('postgres'));
+    }
+
+    let sessions: UserSessionStore;
+    let rateLimitStore: Backends['rateLimitStore'];
+    if (config.REDIS_URL === undefined) {
+      sessions = createMemoryUserSessionStore(ttl, clock);
+      warnings.push(
+        'REDIS_URL is not set: user sessions and login rate limits live in memory, single instance only',
+      );
+    } else {
+      const redisOptions = {
+        url: config.REDIS_URL,
+        keyPrefix: config.REDIS_KEY_PREFIX,
+        timeoutMs: config.REDIS_TIMEOUT_MS,
+      };
+      const redisSessions = createRedisUserSessionStore({ ...redisOptions, ttl });
+      closers.push(() => redisSessions.close());
+      const limits = createRedisRateLimits(redisOptions);
+      closers.push(() => limits.close());
+      try {
+        await redisSessions.ready();
+      } catch {
+        warnings.push('Redis did not answer at start-up: session calls answer 503 until it does');
+      }
+      sessions = redisSessions;
+      rateLimitStore = limits.Store;
+      healthChecks.push({
+        name: 'redis',
+        critical: true,
+        check: async () => {
+          await redisSessions.ping();
+          return 'redis';
+        },
+      });
+    }
+    return {
+      stores,
+      sessions,
+      healthChecks,
+      ...(rateLimitStore === undefined ? {} : { rateLimitStore }),
+      ...(database === undefined ? {} : { database }),
+      where: {
+        database: database?.target ?? 'memory',
+        sessions: config.REDIS_URL === undefined ? 'memory' : 'redis',
+      },
+      warnings,
+      close: () => closeAll(closers),
+    };
+  } catch (error) {
+    await closeAll(closers);
+    throw error;
+  }
+}
+
+async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
+  for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+}
+
+/** The app's settings from the configuration. */
+export function appSettings(config: Env): AppSettings {
+  return {
+    cookie: {
+      name: config.SESSION_COOKIE_NAME,
+      secure: config.SESSION_COOKIE_SECURE,
+      maxAgeMs: config.SESSION_ABSOLUTE_TTL_MS,
+    },
+    loginRateLimit: { max: config.LOGIN_RATE_LIMIT_MAX, windowMs: config.LOGIN_RATE_LIMIT_WINDOW_MS },
+    pairingCodeTtlMs: config.PAIRING_CODE_TTL_MS,
+    phase: config.PHASE,
+    trustProxy: config.TRUST_PROXY,
+    tunnel: {
+      heartbeatIntervalMs: config.TUNNEL_HEARTBEAT_INTERVAL_MS,
+      requestTimeoutMs: config.TUNNEL_REQUEST_TIMEOUT_MS,
+    },
+  };
+}
+
+function loggerOf(config: Env): LoggerOption {
+  if (config.LOG_FILE === undefined) return config.LOG_LEVEL;
+  return {
+    level: config.LOG_LEVEL,
+    stream: createRotatingFile({
+      path: config.LOG_FILE,
+      maxBytes: config.LOG_FILE_MAX_BYTES,
+      files: config.LOG_FILE_COUNT,
+    }),
+  };
+}
+
+export interface RunningVisionaApi {
+  address: string;
+  app: ServiceApp;
+  backends: Backends;
+  stop(): Promise<void>;
+}
+
+/** Starts the whole service: backends, API, listening. */
+export async function startVisionaApi(
+  config: Env,
+  options: { handleSignals?: boolean; logger?: LoggerOption } = {},
+): Promise<RunningVisionaApi> {
+  const backends = await openBackends(config);
+  let app: ServiceApp;
+  try {
+    app = await buildApp({
+      stores: backends.stores,
+      sessions: backends.sessions,
+      healthChecks: backends.healthChecks,
+      settings: appSettings(config),
+      ...(backends.rateLimitStore === undefined ? {} : { rateLimitStore: backends.rateLimitStore }),
+      logger: options.logger ?? loggerOf(config),
+    });
+  } catch (error) {
+    await backends.close();
+    throw error;
+  }
+  // After the tunnel and in-flight requests: they may still touch the stores.
+  app.addHook('onClose', () => backends.close());
+  for (const warning of backends.warnings) app.log.warn(warning);
+  const { address, stop: removeSignalHandlers } = await listenAndServe(
+    app,
+    { port: config.PORT, host: config.HOST },
+    {
+      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      ...(options.handleSignals === false ? { signals: [] } : {}),
+    },
+  );
+  app.log.info({ docs: `${address}/docs`, ...backends.where }, 'visiona-api listening');
+  return {
+    address,
+    app,
+    backends,
+    stop: async () => {
+      removeSignalHandlers();
+      await app.close();
+    },
+  };
+}

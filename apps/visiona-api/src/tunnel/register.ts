@@ -1,0 +1,199 @@
+// The tunnel's whole flow: an agent dials GET /api/agent/connect with its session token, the API
+// checks the token before upgrading, registers the connection (closing the one it replaces),
+// heartbeats it (PING, presence, token re-check) and forwards requests over it until it closes.
+import fastifyWebsocket from '@fastify/websocket';
+import { UpgradeError, systemClock } from '@upgrade/core';
+import type { ServiceApp } from '@upgrade/service';
+import type { WebSocket } from 'ws';
+import { hashToken } from '../tokens.js';
+import { openAgentConnection, type LiveAgentConnection } from './connection.js';
+import { AGENT_CONNECT_PATH, CLOSE_CODES } from './protocol.js';
+import type { TunnelDeps, TunnelHub, TunnelRequest, TunnelResponse } from './types.js';
+
+const DEFAULT_HEARTBEAT_MS = 15_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_RESPONSE_BYTES = 64 << 20;
+/** Upper bound of one WebSocket message; HTTP/2 frames are at most 16 KiB plus a header by default. */
+const MAX_WS_PAYLOAD = 1 << 20;
+
+/** What the auth hook reads of the upgrade request. */
+interface AgentUpgradeRequest {
+  headers: { authorization?: string | undefined };
+}
+
+/** Who an authenticated upgrade request is, between the auth hook and the WebSocket handler. */
+interface AgentIdentity {
+  deviceId: string;
+  tokenHash: string;
+}
+
+export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise<TunnelHub> {
+  const { sessionTokens, devices, tunnels, logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  const heartbeatMs = deps.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
+  const defaultTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const maxResponseBytes = deps.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const identities = new WeakMap<object, AgentIdentity>();
+  const live = new Set<LiveAgentConnection>();
+  let closing = false;
+
+  // Before the WebSocket plugin's own preClose (when this adds it), so agents hear "going away".
+  app.addHook('preClose', async () => closeAll());
+  if (!app.hasPlugin('@fastify/websocket')) {
+    await app.register(fastifyWebsocket, { options: { maxPayload: MAX_WS_PAYLOAD } });
+  }
+
+  // Presence writes of one device run one after another, so a quick connect-disconnect cannot
+  // leave "online" written last. They are best effort: a database hiccup must not cut a tunnel.
+  const presenceWrites = new Map<string, Promise<void>>();
+  const recordPresence = (
+    deviceId: string,
+    status: 'online' | 'offline',
+    stillApplies: () => boolean,
+  ): void => {
+    const previous = presenceWrites.get(deviceId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      if (!stillApplies()) return;
+      try {
+        await devices.recordPresence(deviceId, status, new Date(clock.now()));
+      } catch (error) {
+        logger.warn({ err: error, deviceId, status }, 'could not record agent presence');
+      }
+    });
+    presenceWrites.set(deviceId, next);
+    void next.then(() => {
+      if (presenceWrites.get(deviceId) === next) presenceWrites.delete(deviceId);
+    });
+  };
+
+  // 1. Authenticate before upgrading: a refused agent gets a plain 401 response, never a socket.
+  const authenticate = async (request: AgentUpgradeRequest): Promise<void> => {
+    if (closing) throw new UpgradeError('UNAVAILABLE', 'the API is shutting down; reconnect shortly');
+    const raw = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    if (raw === undefined) {
+      throw new UpgradeError('UNAUTHORIZED', 'send the session token as "Authorization: Bearer <token>"');
+    }
+    const tokenHash = hashToken(raw);
+    const token = await sessionTokens.find(tokenHash);
+    // Unpairing revokes the device's tokens in the same transaction, so an unpaired device lands here.
+    if (token === null) {
+      throw new UpgradeError(
+        'UNAUTHORIZED',
+        'the session token is unknown, expired or revoked; pair the device again',
+      );
+    }
+    identities.set(request, { deviceId: token.deviceId, tokenHash });
+  };
+
+  // 2. Register the connection, replacing (and closing) the device's previous one.
+  const accept = (socket: WebSocket, request: object): void => {
+    const identity = identities.get(request);
+    if (identity === undefined || closing) {
+      socket.terminate();
+      return;
+    }
+    const { deviceId, tokenHash } = identity;
+    const log = logger.child({ deviceId });
+    // Beats start with the connection; `beat` (below) runs only once the first interval passes.
+    const heartbeat = setInterval(() => void beat(), heartbeatMs);
+    heartbeat.unref();
+    const isCurrent = (): boolean => tunnels.get(deviceId) === connection;
+    const connection = openAgentConnection(socket, {
+      deviceId,
+      connectedAt: new Date(clock.now()),
+      maxResponseBytes,
+      onClose: (reason) => {
+        clearInterval(heartbeat);
+        live.delete(connection);
+        // A replaced connection closing late must not mark the device offline under its successor.
+        if (tunnels.unregister(deviceId, connection)) {
+          recordPresence(deviceId, 'offline', () => tunnels.get(deviceId) === undefined);
+        }
+        log.info({ reason }, 'agent disconnected');
+      },
+    });
+    live.add(connection);
+    const replaced = tunnels.register(deviceId, connection);
+    replaced?.close('replaced by a newer connection of the same device', CLOSE_CODES.replaced);
+    log.info({ replaced: replaced !== undefined }, 'agent connected');
+    recordPresence(deviceId, 'online', isCurrent);
+
+    // 3. Heartbeat: each beat sends a PING; a beat that finds the previous PING unanswered and no
+    // traffic since closes the connection (a long transfer can queue a PING ack behind DATA frames,
+    // so traffic counts as life). Each answered PING re-checks the token, so an unpaired device's
+    // connection ends at the latest one beat after unpairing.
+    let awaitingPong = false;
+    let activityAtBeat = -1;
+    const beat = async (): Promise<void> => {
+      const activity = connection.activity();
+      if (awaitingPong) {
+        if (activity === activityAtBeat) connection.close('heartbeat missed');
+        activityAtBeat = activity;
+        return;
+      }
+      activityAtBeat = activity;
+      awaitingPong = true;
+      try {
+        await connection.ping();
+      } catch {
+        connection.close('heartbeat failed');
+        return;
+      } finally {
+        awaitingPong = false;
+      }
+      tunnels.markSeen(deviceId);
+      recordPresence(deviceId, 'online', isCurrent);
+      let stillValid = true;
+      try {
+        stillValid = (await sessionTokens.find(tokenHash)) !== null;
+      } catch (error) {
+        // The store being down is no proof of revocation; the next beat checks again.
+        log.warn({ err: error }, 'could not re-check the agent session token');
+      }
+      if (!stillValid) connection.close('session token revoked', CLOSE_CODES.revoked);
+    };
+  };
+
+  app.route({
+    method: 'GET',
+    url: AGENT_CONNECT_PATH,
+    schema: { hide: true },
+    preValidation: authenticate,
+    handler: async () => {
+      throw new UpgradeError('VALIDATION_FAILED', 'connect with a WebSocket upgrade', { status: 426 });
+    },
+    wsHandler: accept,
+  });
+
+  const hub: TunnelHub = {
+    forward: async (deviceId: string, request: TunnelRequest): Promise<TunnelResponse> => {
+      const connection = tunnels.get(deviceId);
+      if (connection === undefined) {
+        throw new UpgradeError(
+          'UNAVAILABLE',
+          `the agent of device ${deviceId} is not connected; retry once it is online`,
+        );
+      }
+      return connection.send(request, request.timeoutMs ?? defaultTimeoutMs);
+    },
+    isConnected: (deviceId) => tunnels.get(deviceId) !== undefined,
+    lastSeenAt: (deviceId) => tunnels.lastSeenAt(deviceId),
+    count: () => tunnels.count(),
+    disconnect: (deviceId, reason = 'disconnected by the API') => {
+      const connection = tunnels.get(deviceId);
+      connection?.close(reason);
+      return connection !== undefined;
+    },
+    close: closeAll,
+  };
+  return hub;
+
+  async function closeAll(): Promise<void> {
+    closing = true;
+    const all = [...live];
+    for (const connection of all) connection.close('the API is shutting down', CLOSE_CODES.goingAway);
+    await Promise.all(all.map((connection) => connection.closed));
+    // The "offline" writes, before the caller closes the database under them.
+    await Promise.all(presenceWrites.values());
+  }
+}
