@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// ha-orchestrator [serve] | migrate [up|status] | config [show | set key=value...] | help
+import { migrate, migrationStatus } from '@upgrade/db';
+import { EXIT_CODES, loadDotenv, runMain } from '@upgrade/service';
+import { createPgUpgradeConfigStore } from './adapters/pg-store.js';
+import { loadDatabaseConfig, loadHaConfig } from './config.js';
+import { openHaDatabase, startHaOrchestrator } from './main.js';
+import { migrationsFolder } from './paths.js';
+import { DEFAULT_UPGRADE_CONFIG, type UpgradeConfig } from './ports.js';
+
+const USAGE = `usage: ha-orchestrator [command]
+
+commands:
+  serve                       run the API and the upgrade runner (default)
+  migrate [up|status]         apply pending migrations, or list applied and pending ones
+  config show                 the upgrade parameters (upgrade_config table)
+  config set KEY=VALUE...     change upgrade parameters; KEY is one of:
+                              ${Object.keys(DEFAULT_UPGRADE_CONFIG).join(', ')}
+                              (snake_case works too, e.g. vip_switch_timeout_ms=45000)
+  help                        this text
+
+configuration comes from the environment and ./.env; see .env.example`;
+
+async function main(argv: string[]): Promise<void> {
+  loadDotenv();
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      await startHaOrchestrator(loadHaConfig());
+      return;
+    case 'migrate':
+      await runMigrate(rest[0] ?? 'up');
+      return;
+    case 'config':
+      await runConfig(rest);
+      return;
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
+    default:
+      usageError(`unknown command "${command}"`);
+  }
+}
+
+async function runMigrate(sub: string): Promise<void> {
+  if (sub !== 'up' && sub !== 'status') usageError(`unknown migrate command "${sub}" (use up or status)`);
+  const db = await openHaDatabase({ ...loadDatabaseConfig(), MIGRATE_ON_START: false });
+  try {
+    if (sub === 'up') {
+      const applied = await migrate(db, migrationsFolder);
+      console.log(applied.length === 0 ? 'up to date' : applied.map((m) => `applied ${m.tag}`).join('\n'));
+    } else {
+      const status = await migrationStatus(db, migrationsFolder);
+      for (const m of status.applied) console.log(`applied  ${m.tag}`);
+      for (const m of status.pending) console.log(`pending  ${m.tag}`);
+      for (const m of status.skipped)
+        console.log(`skipped  ${m.tag} (older than the last applied one; never applied)`);
+      for (const m of status.unknown)
+        console.log(
+          `unknown  ${m.hash.slice(0, 12)} applied ${m.createdAt.toISOString()} (in the database, not in this build)`,
+        );
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+async function runConfig(args: string[]): Promise<void> {
+  const [sub = 'show', ...pairs] = args;
+  if (sub !== 'show' && sub !== 'set') usageError(`unknown config command "${sub}" (use show or set)`);
+  const patch = sub === 'set' ? parseConfigPairs(pairs) : {};
+  const db = await openHaDatabase({ ...loadDatabaseConfig(), MIGRATE_ON_START: true });
+  try {
+    const store = createPgUpgradeConfigStore(db.db);
+    const config = sub === 'set' ? await store.set(patch) : await store.get();
+    for (const [key, value] of Object.entries(config)) {
+      const isDefault = DEFAULT_UPGRADE_CONFIG[key as keyof UpgradeConfig] === value;
+      console.log(`${key.padEnd(24)} ${String(value).padStart(10)}${isDefault ? '  (default)' : ''}`);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+/** `key=value` pairs into a patch; camelCase or snake_case keys, whole numbers >= 0. */
+export function parseConfigPairs(pairs: readonly string[]): Partial<UpgradeConfig> {
+  if (pairs.length === 0) usageError('config set needs at least one KEY=VALUE');
+  const keys = new Map(
+    Object.keys(DEFAULT_UPGRADE_CONFIG).flatMap((k) => [
+      [k.toLowerCase(), k],
+      [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), k],
+    ]),
+  );
+  const patch: Partial<Record<keyof UpgradeConfig, number>> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = keys.get(pair.slice(0, Math.max(0, eq)).toLowerCase()) as keyof UpgradeConfig | undefined;
+    if (eq <= 0 || key === undefined) usageError(`"${pair}" is not KEY=VALUE with a known key`);
+    const value = Number(pair.slice(eq + 1));
+    if (!Number.isInteger(value) || value < 0) usageError(`${key} must be a whole number >= 0`);
+    patch[key] = value;
+  }
+  return patch;
+}
+
+/** Bad arguments: one readable line, the usage, exit code 2 (the same as a bad configuration). */
+function usageError(message: string): never {
+  process.stderr.write(`ha-orchestrator: ${message}\n\n${USAGE}\n`);
+  process.exit(EXIT_CODES.config);
+}
+
+await runMain(() => main(process.argv.slice(2)));

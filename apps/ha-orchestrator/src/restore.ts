@@ -1,0 +1,228 @@
+// POST /rollback/{id}: brings the pair back to what a task backed up. Nothing is touched before
+// every node's backup has been re-hashed on its node against the checksums recorded at backup
+// time. Then, with config sync paused: the node without the VIP first (so the VIP holder keeps
+// serving while it is done, and is never stopped when the first node does not come back healthy),
+// then the VIP holder: stop services, restore jar + config + root key (+ the database on the
+// database primary), start, `healthyChecksRequired` healthy checks. Every step is recorded under
+// the task; the task's state does not change (it is final).
+import { UpgradeError, describeError, isUpgradeError } from '@upgrade/core';
+import type { BackupKind } from './agent/protocol.js';
+import type { BackupRecord, NodeClient, UpgradeTask } from './ports.js';
+import { NodeCalls, peerOf, startDeadline, type FlowContext } from './flow/context.js';
+import { DowntimeMeter } from './flow/downtime.js';
+import { awaitHealthy } from './flow/health.js';
+import {
+  SOFTWARE_KINDS,
+  awaitReplicationInSync,
+  latestBackups,
+  servicesOf,
+  startServices,
+  stopServices,
+  verifyBackup,
+} from './flow/node-steps.js';
+import { TaskRecorder } from './flow/recorder.js';
+import { setRsync } from './flow/sync.js';
+import type { UpgradeDeps } from './rolling-upgrade.js';
+
+/** Task stores with a restore running, so two requests never restore the same pair at once. */
+const restoring = new WeakSet<object>();
+
+/**
+ * Restores both nodes from the backups of task `taskId`. Throws UpgradeError: NOT_FOUND (no such
+ * task), CONFLICT (a task or another restore is running), VALIDATION_FAILED (no backups, a node
+ * without one, or a backup that no longer matches its checksums; nothing was changed),
+ * ROLLBACK_FAILED (a restore step failed or a node is unhealthy afterwards), UNREACHABLE.
+ */
+export async function restoreFromBackup(deps: UpgradeDeps, taskId: string): Promise<UpgradeTask> {
+  const task = await deps.tasks.get(taskId);
+  if (task === null) throw new UpgradeError('NOT_FOUND', `task ${taskId} does not exist`);
+  const active = await deps.tasks.active();
+  if (active !== null)
+    throw new UpgradeError(
+      'CONFLICT',
+      `task ${active.id} is ${active.state}; wait for it to end or cancel it first`,
+      {
+        details: { activeTaskId: active.id },
+      },
+    );
+  if (restoring.has(deps.tasks))
+    throw new UpgradeError('CONFLICT', 'a restore from backup is already running');
+  const backups = latestBackups(await deps.audit.backups(taskId));
+  if (backups.size === 0)
+    throw new UpgradeError(
+      'VALIDATION_FAILED',
+      `task ${taskId} has no backups (it stopped before its backup step); nothing to restore from`,
+    );
+  const missing = deps.cluster.nodes.filter((n) => !backups.has(n.id)).map((n) => n.id);
+  if (missing.length > 0)
+    throw new UpgradeError('VALIDATION_FAILED', `task ${taskId} has no backup of ${missing.join(', ')}`);
+
+  restoring.add(deps.tasks);
+  const deadline = startDeadline(
+    deps.clock,
+    deps.config.upgradeTimeoutMs,
+    `restore from the backups of ${taskId}`,
+  );
+  const rec = new TaskRecorder(deps, task, null);
+  const ctx: FlowContext = {
+    cluster: deps.cluster,
+    config: deps.config,
+    clock: deps.clock,
+    rec,
+    audit: deps.audit,
+    nodes: new NodeCalls(deps.config),
+    meter: new DowntimeMeter(deps.clock),
+    signal: deadline.signal,
+    services: deps.services ?? [],
+  };
+  try {
+    await rec.log('WARNING', `restore from the backups of task ${taskId} requested`, {
+      backups: [...backups.values()].map((b) => ({ nodeId: b.nodeId, backupId: b.backupId })),
+    });
+    await verifyAll(ctx, backups);
+    const { first, second, databasePrimary } = await inspect(ctx);
+    await restorePair(ctx, task, backups, [first, second], databasePrimary);
+    const message = `restored ${deps.cluster.nodes.map((n) => n.id).join(' and ')} from the backups of task ${taskId}${
+      task.fromVersion === null ? '' : ` (version ${task.fromVersion})`
+    }; downtime ${ctx.meter.totalMs} ms`;
+    await rec.patch({ currentStep: 'restore.done', lastMessage: message });
+    await rec.log('INFO', message, { downtimeMs: ctx.meter.totalMs });
+    return rec.task;
+  } catch (error) {
+    rec.bestEffort = true;
+    await rec.log('ERROR', `restore from backup failed: ${describeError(error)}`);
+    throw error;
+  } finally {
+    deadline.stop();
+    restoring.delete(deps.tasks);
+  }
+}
+
+async function verifyAll(ctx: FlowContext, backups: Map<string, BackupRecord>): Promise<void> {
+  for (const node of ctx.cluster.nodes) {
+    const backup = backups.get(node.id) as BackupRecord;
+    await ctx.rec.step(
+      {
+        name: 'restore.verify',
+        nodeId: node.id,
+        message: `verifying backup ${backup.backupId} on ${node.id}`,
+      },
+      async () => {
+        try {
+          await verifyBackup(ctx, node, backup.backupId, backup.files);
+        } catch (error) {
+          if (!isUpgradeError(error, 'CHECKSUM_MISMATCH')) throw error;
+          throw new UpgradeError('VALIDATION_FAILED', `${error.message}; nothing was restored`, {
+            ...(error.details === undefined ? {} : { details: error.details }),
+          });
+        }
+      },
+    );
+  }
+}
+
+/** Which node holds the VIP (restored last) and which holds the database primary. */
+async function inspect(
+  ctx: FlowContext,
+): Promise<{ first: NodeClient; second: NodeClient; databasePrimary: NodeClient | null }> {
+  return ctx.rec.step(
+    { name: 'restore.check', message: 'reading the VIP, replication and services' },
+    async () => {
+      let holder: NodeClient | null = null;
+      let databasePrimary: NodeClient | null = null;
+      for (const node of ctx.cluster.nodes) {
+        if ((await ctx.nodes.call(node, 'keepalived.status', {}, ctx.signal)).holdsVip) holder ??= node;
+        if ((await ctx.nodes.call(node, 'replication.status', {}, ctx.signal)).role === 'primary')
+          databasePrimary ??= node;
+        if (ctx.services.length === 0)
+          ctx.services = servicesOf(await ctx.nodes.call(node, 'health', {}, ctx.signal));
+      }
+      if (ctx.services.length === 0)
+        throw new UpgradeError('CONFIG_INVALID', 'the agents report no services to stop and start');
+      const second = holder ?? ctx.cluster.nodes[0];
+      return { first: peerOf(ctx.cluster, second), second, databasePrimary };
+    },
+  );
+}
+
+async function restorePair(
+  ctx: FlowContext,
+  task: UpgradeTask,
+  backups: Map<string, BackupRecord>,
+  order: readonly [NodeClient, NodeClient],
+  databasePrimary: NodeClient | null,
+): Promise<void> {
+  const { rec } = ctx;
+  try {
+    await rec.step(
+      { name: 'restore.rsync_pause', message: 'pausing config sync on both nodes' },
+      async () => {
+        for (const node of order) await setRsync(ctx, node, 'pause');
+      },
+    );
+    for (const [i, node] of order.entries()) {
+      const backupId = (backups.get(node.id) as BackupRecord).backupId;
+      const kinds: BackupKind[] = [
+        ...SOFTWARE_KINDS,
+        ...(node === databasePrimary ? (['database'] as const) : []),
+      ];
+      const step = (name: string, message: string): { name: string; nodeId: string; message: string } => ({
+        name: `restore.${name}`,
+        nodeId: node.id,
+        message,
+      });
+      try {
+        if (i === 1) ctx.meter.open(`services stopped on VIP holder ${node.id}`);
+        await rec.step(step('stop', `stopping ${ctx.services.join(', ')} on ${node.id}`), () =>
+          stopServices(ctx, node),
+        );
+        await rec.step(
+          step('restore', `restoring ${kinds.join(', ')} on ${node.id} from ${backupId}`),
+          async () => {
+            const r = await ctx.nodes.call(node, 'backup.restore', { backupId, kinds }, ctx.signal);
+            await rec.log('INFO', `${node.id}: restored ${r.restored.join(', ')} from ${backupId}`);
+          },
+        );
+        await rec.step(step('start', `starting ${ctx.services.join(', ')} on ${node.id}`), () =>
+          startServices(ctx, node),
+        );
+        await rec.step(step('health', `checking ${node.id}`), () =>
+          awaitHealthy(ctx, node, {
+            required: ctx.config.healthyChecksRequired,
+            version: task.fromVersion,
+            onHealthy: () => ctx.meter.close(),
+          }),
+        );
+      } catch (error) {
+        throw new UpgradeError(
+          'ROLLBACK_FAILED',
+          `restore of ${node.id} from ${backupId} failed: ${describeError(error)}${
+            i === 0 ? `; ${order[1].id} was not touched and keeps serving` : ''
+          }`,
+          { cause: error, details: { nodeId: node.id, backupId } },
+        );
+      }
+    }
+    await rec.step(
+      { name: 'restore.replication', message: 'waiting for database replication in sync' },
+      async () => {
+        try {
+          await awaitReplicationInSync(ctx, ctx.cluster.nodes);
+        } catch (error) {
+          throw new UpgradeError('ROLLBACK_FAILED', `restored, but ${describeError(error)}`, {
+            cause: error,
+          });
+        }
+      },
+    );
+  } finally {
+    rec.bestEffort = true;
+    await rec
+      .step({ name: 'restore.rsync_resume', message: 'resuming config sync on both nodes' }, async () => {
+        for (const node of order) await setRsync(ctx, node, 'resume');
+      })
+      .catch(async (error: unknown) => {
+        await rec.log('ERROR', `config sync not resumed: ${describeError(error)}; resume it by hand`);
+      });
+  }
+}

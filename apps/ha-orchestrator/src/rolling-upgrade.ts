@@ -1,0 +1,916 @@
+// The rolling upgrade of the HA pair, top to bottom:
+//
+//   PREPARE         both nodes healthy, who holds the VIP and the database primary; pause rsync
+//   BACKUP          backup.create on both nodes (jar, config, root key, full database; MD5 + SHA-256
+//                   of each file, retention applied), then backup.verify against those checksums
+//   UPGRADE_BACKUP  schema scripts staged and applied on the database primary; replication in sync;
+//                   the standby's jar staged, services stopped, jar installed, services started,
+//                   `healthyChecksRequired` consecutive healthy checks
+//   VIP_SWITCH      the standby's keepalived priority raised above the primary's; the VIP must be
+//                   seen on the standby within vipSwitchTimeoutMs (retried vipSwitchRetries times)
+//   UPGRADE_MASTER  the former primary upgraded the same way (without the schema change)
+//   VERIFY          rsync resumed, config checksums equal, both nodes healthy, replication in sync,
+//                   VIP on the new primary, downtime recorded; staged files removed -> COMPLETE
+//
+// Every change is pushed on an undo list before it is made. Any failure, the deadline of the
+// whole run (upgradeTimeoutMs) or a cancel moves the task to ROLLBACK, which undoes the list from
+// the end: former primary restored from its backup, VIP put back, standby restored, database
+// restored when the schema changed, rsync resumed, staged files removed. The task then ends in
+// FAILED, TIMEOUT, UNREACHABLE or CANCELLED as the cause says. A node that cannot be reached is
+// skipped by the rollback, which says so in the log.
+//
+// Cancel is honoured at safe points only: between steps, never between stopping a node's services
+// and its health check, nor in the middle of the schema change or the VIP switch. Once VERIFY
+// starts both nodes run the new version, and a cancel is logged but no longer rolls back.
+//
+// Downtime is the time during which no node was known to serve through the VIP (flow/downtime.ts):
+// in a normal run, from raising the standby's priority until the VIP is seen on it and it answers
+// a healthy check. Services are never stopped on the node holding the VIP on the way forward.
+import { UpgradeError, abortError, describeError, isUpgradeError, type Clock } from '@upgrade/core';
+import type { BackupKind } from './agent/protocol.js';
+import { HA_MACHINE, failureStateOf } from './machine.js';
+import type {
+  AuditTrail,
+  Cluster,
+  NodeClient,
+  TaskError,
+  TaskStore,
+  UpgradeConfig,
+  UpgradePackage,
+  UpgradeTask,
+} from './ports.js';
+import { NodeCalls, peerOf, startDeadline, type FlowContext } from './flow/context.js';
+import { DowntimeMeter } from './flow/downtime.js';
+import { awaitHealthy } from './flow/health.js';
+import {
+  SOFTWARE_KINDS,
+  awaitReplicationInSync,
+  createBackup,
+  servicesOf,
+  stageFile,
+  startServices,
+  stopServices,
+  verifyBackup,
+  type ReplicationStatus,
+} from './flow/node-steps.js';
+import { TaskRecorder, type FlowLogger } from './flow/recorder.js';
+import { awaitConfigInSync, setRsync } from './flow/sync.js';
+import { MAX_PRIORITY, PRIORITY_STEP, moveVip } from './flow/vip.js';
+
+export { HA_MACHINE, HA_TRANSITIONS, WORKING_STATES, failureStateOf } from './machine.js';
+export type { FlowLogger } from './flow/recorder.js';
+
+export interface UpgradeDeps {
+  cluster: Cluster;
+  tasks: TaskStore;
+  audit: AuditTrail;
+  config: UpgradeConfig;
+  clock: Clock;
+  logger?: FlowLogger;
+  /**
+   * Names of the agent's services to stop and start, in start order. Default: the services the
+   * primary's agent lists in its health answer, so the agent's own configuration is the one source.
+   */
+  services?: readonly string[];
+}
+
+/** Downtime beyond this is reported as a warning (the upgrade is not undone for it). */
+export const DOWNTIME_BUDGET_MS = 4 * 60_000;
+
+/** Task percent when each step starts. */
+const PERCENT = {
+  check: 2,
+  rsyncPause: 5,
+  backupCreate: 8,
+  backupVerify: 12,
+  schemaStage: 16,
+  schemaApply: 18,
+  standby: { replication: 20, stage: 24, stop: 28, install: 32, start: 36, health: 40 },
+  vipSwitch: 48,
+  vipHealth: 54,
+  master: { replication: 58, stage: 62, stop: 66, install: 70, start: 74, health: 78 },
+  rsyncResume: 86,
+  config: 88,
+  health: 90,
+  replication: 92,
+  vip: 94,
+  downtime: 96,
+  cleanup: 98,
+} as const;
+
+type Role = 'standby' | 'master';
+
+/** A change to the pair, recorded before it is made; the rollback undoes the list from the end. */
+type Change =
+  | { kind: 'rsync'; node: NodeClient }
+  | { kind: 'schema'; node: NodeClient }
+  | { kind: 'software'; node: NodeClient; role: Role }
+  | { kind: 'vip'; from: NodeClient; to: NodeClient; previousPriority: number; raisedTo: number };
+
+interface Run {
+  ctx: FlowContext;
+  pkg: UpgradePackage;
+  cancel: AbortSignal;
+  /** False once VERIFY starts: both nodes are upgraded, a cancel no longer rolls back. */
+  cancellable: boolean;
+  changes: Change[];
+  /** Nodes holding staged files of this task. */
+  staged: Set<NodeClient>;
+  /** backupId by node id. */
+  backups: Map<string, string>;
+  /** Who held the VIP at the start; null until the checks found out. */
+  primary: NodeClient | null;
+  databasePrimary: NodeClient | null;
+  priorities: Map<string, number>;
+  fromVersion: string | null;
+  /** Node the flow last saw holding the VIP. */
+  vipHolder: NodeClient | null;
+}
+
+/** Thrown at a safe point once a cancel was requested. */
+class CancelRequested extends Error {
+  constructor(readonly reason: string) {
+    super(`cancel requested: ${reason}`);
+  }
+}
+
+type Stop = { kind: 'cancel'; reason: string } | { kind: 'error'; error: UpgradeError };
+
+/**
+ * Runs the rolling upgrade of `task` with `pkg`; never throws: the task ends in a final state,
+ * every step recorded. `signal` aborted = cancel requested (reason in signal.reason): the run stops
+ * at the next safe point and rolls back what it changed.
+ */
+export async function runRollingUpgrade(
+  deps: UpgradeDeps,
+  task: UpgradeTask,
+  pkg: UpgradePackage,
+  signal: AbortSignal,
+): Promise<UpgradeTask> {
+  const machine = HA_MACHINE.create(task.state, { clock: deps.clock });
+  const rec = new TaskRecorder(deps, task, machine);
+  if (task.state !== 'IDLE') {
+    rec.bestEffort = true;
+    await rec.log('ERROR', `task is ${task.state}; only an IDLE task can be run`);
+    return rec.task;
+  }
+  const deadline = startDeadline(deps.clock, deps.config.upgradeTimeoutMs, `upgrade to ${pkg.version}`);
+  const run: Run = {
+    ctx: {
+      cluster: deps.cluster,
+      config: deps.config,
+      clock: deps.clock,
+      rec,
+      audit: deps.audit,
+      nodes: new NodeCalls(deps.config),
+      meter: new DowntimeMeter(deps.clock),
+      signal: deadline.signal,
+      services: deps.services ?? [],
+    },
+    pkg,
+    cancel: signal,
+    cancellable: true,
+    changes: [],
+    staged: new Set(),
+    backups: new Map(),
+    primary: null,
+    databasePrimary: null,
+    priorities: new Map(),
+    fromVersion: null,
+    vipHolder: null,
+  };
+
+  let stop: Stop | null = null;
+  try {
+    if (signal.aborted) throw new CancelRequested(reasonOf(signal));
+    await upgrade(run);
+  } catch (error) {
+    stop = stopOf(run, error);
+  } finally {
+    deadline.stop();
+  }
+  if (stop !== null) {
+    try {
+      await finishStopped(run, stop);
+    } catch (error) {
+      deps.logger?.error({ taskId: task.id, err: error }, 'could not record the end of the upgrade');
+    }
+  }
+  return rec.task;
+}
+
+async function upgrade(run: Run): Promise<void> {
+  const { ctx, pkg } = run;
+  const { rec } = ctx;
+
+  await rec.transition('PREPARE', `upgrade to ${pkg.version} started`, 'INFO', { startedAt: rec.now() });
+  const { primary, standby } = await inspectPair(run);
+  await checkpoint(run);
+  await rec.step(
+    {
+      name: 'prepare.rsync_pause',
+      percent: PERCENT.rsyncPause,
+      message: 'pausing config sync on both nodes',
+    },
+    async () => {
+      for (const node of [standby, primary]) {
+        run.changes.push({ kind: 'rsync', node });
+        await setRsync(ctx, node, 'pause');
+      }
+    },
+  );
+  await checkpoint(run);
+
+  await rec.transition('BACKUP', `backing up ${standby.id} and ${primary.id}`);
+  for (const node of [standby, primary]) await backUpNode(run, node);
+  await checkpoint(run);
+
+  await rec.transition('UPGRADE_BACKUP', `upgrading standby ${standby.id} to ${pkg.version}`);
+  await applySchema(run);
+  await upgradeNode(run, standby, 'standby');
+  await checkpoint(run);
+
+  await rec.transition('VIP_SWITCH', `moving VIP ${ctx.cluster.vip} from ${primary.id} to ${standby.id}`);
+  await switchVip(run, primary, standby);
+  await checkpoint(run);
+
+  await rec.transition('UPGRADE_MASTER', `upgrading former primary ${primary.id} to ${pkg.version}`);
+  await upgradeNode(run, primary, 'master');
+  await checkpoint(run);
+
+  run.cancellable = false;
+  await rec.transition('VERIFY', `both nodes run ${pkg.version}; verifying the pair`);
+  await verifyPair(run, standby, primary);
+  await cleanStaging(ctx, run, PERCENT.cleanup);
+  if (run.cancel.aborted)
+    await rec.log('WARNING', `cancel request ignored: both nodes already ran ${pkg.version} when it came`, {
+      reason: reasonOf(run.cancel),
+    });
+  await rec.transition(
+    'COMPLETE',
+    `upgrade to ${pkg.version} complete; VIP on ${standby.id}, downtime ${ctx.meter.totalMs} ms`,
+    'INFO',
+    {
+      percent: 100,
+      primaryAfter: standby.id,
+      downtimeMs: ctx.meter.totalMs,
+      finishedAt: rec.now(),
+      error: null,
+    },
+  );
+}
+
+/** Read-only checks: nothing on the nodes changes here. */
+async function inspectPair(run: Run): Promise<{ primary: NodeClient; standby: NodeClient }> {
+  const { ctx, pkg } = run;
+  return ctx.rec.step(
+    {
+      name: 'prepare.check',
+      percent: PERCENT.check,
+      message: 'checking both nodes, the VIP and replication',
+    },
+    async () => {
+      const health = new Map<string, Awaited<ReturnType<typeof awaitHealthy>>>();
+      for (const node of ctx.cluster.nodes)
+        health.set(node.id, await awaitHealthy(ctx, node, { required: 1, version: null }));
+
+      const holders: NodeClient[] = [];
+      for (const node of ctx.cluster.nodes) {
+        const k = await ctx.nodes.call(node, 'keepalived.status', {}, ctx.signal);
+        run.priorities.set(node.id, k.priority);
+        if (k.holdsVip) holders.push(node);
+      }
+      const [primary] = holders;
+      if (holders.length !== 1 || primary === undefined)
+        throw new UpgradeError(
+          'UNAVAILABLE',
+          holders.length === 0
+            ? `no node holds VIP ${ctx.cluster.vip}; fix keepalived before upgrading`
+            : `both nodes claim VIP ${ctx.cluster.vip}; fix keepalived before upgrading`,
+        );
+      const standby = peerOf(ctx.cluster, primary);
+
+      const roles = new Map<string, ReplicationStatus>();
+      for (const node of ctx.cluster.nodes)
+        roles.set(node.id, await ctx.nodes.call(node, 'replication.status', {}, ctx.signal));
+      const dbPrimaries = ctx.cluster.nodes.filter((n) => roles.get(n.id)?.role === 'primary');
+      const [databasePrimary] = dbPrimaries;
+      if (dbPrimaries.length !== 1 || databasePrimary === undefined)
+        throw new UpgradeError(
+          'UNAVAILABLE',
+          `expected one database primary, found ${dbPrimaries.length}; fix replication before upgrading`,
+        );
+
+      const primaryHealth = health.get(primary.id);
+      const fromVersion = primaryHealth?.version ?? null;
+      const standbyVersion = health.get(standby.id)?.version ?? null;
+      if (fromVersion === pkg.version && standbyVersion === pkg.version)
+        throw new UpgradeError('CONFLICT', `both nodes already run ${pkg.version}; nothing to upgrade`);
+      if (ctx.services.length === 0 && primaryHealth !== undefined) ctx.services = servicesOf(primaryHealth);
+      if (ctx.services.length === 0)
+        throw new UpgradeError('CONFIG_INVALID', `the agent on ${primary.id} reports no services to upgrade`);
+
+      run.primary = primary;
+      run.databasePrimary = databasePrimary;
+      run.vipHolder = primary;
+      run.fromVersion = fromVersion;
+      await ctx.rec.patch({ fromVersion, primaryBefore: primary.id });
+      if (standbyVersion !== fromVersion)
+        await ctx.rec.log(
+          'WARNING',
+          `nodes run different versions: ${primary.id} ${fromVersion}, ${standby.id} ${standbyVersion}`,
+        );
+      if (databasePrimary !== primary)
+        await ctx.rec.log(
+          'WARNING',
+          `database primary ${databasePrimary.id} does not hold the VIP (${primary.id} does)`,
+        );
+      await ctx.rec.log(
+        'INFO',
+        `primary ${primary.id} (VIP, priority ${run.priorities.get(primary.id)}), standby ${standby.id} (priority ${run.priorities.get(standby.id)}), version ${fromVersion ?? 'unknown'} -> ${pkg.version}`,
+        { services: [...ctx.services], databasePrimary: databasePrimary.id },
+      );
+      return { primary, standby };
+    },
+  );
+}
+
+async function backUpNode(run: Run, node: NodeClient): Promise<void> {
+  const { ctx } = run;
+  const backupId = `task-${ctx.rec.task.id}`;
+  const created = await ctx.rec.step(
+    {
+      name: 'backup.create',
+      nodeId: node.id,
+      percent: PERCENT.backupCreate,
+      message: `backing up ${node.id}`,
+    },
+    async () => {
+      const result = await createBackup(ctx, node, backupId);
+      run.backups.set(node.id, result.backupId);
+      return result;
+    },
+  );
+  await ctx.rec.log(
+    'INFO',
+    `backup ${created.backupId} on ${node.id}: ${created.files.map((f) => `${f.kind} ${f.sizeBytes} B md5 ${f.md5}`).join(', ')}`,
+    { dir: created.dir, removed: created.removed },
+  );
+  let verified = false;
+  try {
+    await ctx.rec.step(
+      {
+        name: 'backup.verify',
+        nodeId: node.id,
+        percent: PERCENT.backupVerify,
+        message: `verifying backup ${created.backupId} on ${node.id}`,
+      },
+      () => verifyBackup(ctx, node, created.backupId, created.files),
+    );
+    verified = true;
+  } finally {
+    await ctx.rec.write('backup', () =>
+      ctx.audit.backup({
+        taskId: ctx.rec.task.id,
+        nodeId: node.id,
+        backupId: created.backupId,
+        dir: created.dir,
+        files: created.files,
+        verified,
+        at: ctx.rec.now(),
+      }),
+    );
+  }
+}
+
+/** Stages and runs the schema scripts on the database primary; the standby gets them by replication. */
+async function applySchema(run: Run): Promise<void> {
+  const { ctx, pkg } = run;
+  const node = run.databasePrimary as NodeClient;
+  const scripts = pkg.schemaScripts.map((s, i) => ({
+    ...s,
+    stagedName: `${ctx.rec.task.id}-schema-${String(i + 1).padStart(3, '0')}.sql`,
+  }));
+  const apply = { name: 'standby.schema_apply', nodeId: node.id, percent: PERCENT.schemaApply, message: '' };
+  if (scripts.length === 0) {
+    await ctx.rec.skip(
+      { ...apply, message: 'no schema change' },
+      'the package has no schema scripts',
+      'INFO',
+    );
+    return;
+  }
+  await ctx.rec.step(
+    {
+      name: 'standby.schema_stage',
+      nodeId: node.id,
+      percent: PERCENT.schemaStage,
+      message: `copying ${scripts.length} schema scripts to ${node.id}`,
+    },
+    async () => {
+      for (const script of scripts)
+        await stageFile(ctx, run.staged, node, { localPath: script.path, ...script });
+    },
+  );
+  await checkpoint(run);
+  await ctx.rec.step(
+    { ...apply, message: `applying ${scripts.length} schema scripts on database primary ${node.id}` },
+    async () => {
+      run.changes.push({ kind: 'schema', node });
+      for (const script of scripts)
+        await ctx.nodes.call(
+          node,
+          'schema.apply',
+          { stagedName: script.stagedName, sha256: script.sha256 },
+          ctx.signal,
+        );
+    },
+  );
+}
+
+/**
+ * Upgrades one node that does not hold the VIP: replication in sync, jar staged, then services
+ * stopped, jar installed, services started and the node healthy, with no safe point in between.
+ */
+async function upgradeNode(run: Run, node: NodeClient, role: Role): Promise<void> {
+  const { ctx, pkg } = run;
+  const { rec } = ctx;
+  const percent = PERCENT[role];
+  const step = (
+    name: string,
+    p: number,
+    message: string,
+  ): { name: string; nodeId: string; percent: number; message: string } => ({
+    name: `${role}.${name}`,
+    nodeId: node.id,
+    percent: p,
+    message,
+  });
+
+  await rec.step(step('replication', percent.replication, 'waiting for database replication in sync'), () =>
+    awaitReplicationInSync(ctx, ctx.cluster.nodes),
+  );
+  await checkpoint(run);
+  const stagedName = `${rec.task.id}-app.jar`;
+  await rec.step(step('stage', percent.stage, `copying jar ${pkg.version} to ${node.id}`), () =>
+    stageFile(ctx, run.staged, node, { localPath: pkg.jarPath, stagedName, sha256: pkg.jarSha256 }),
+  );
+  await checkpoint(run);
+
+  // Never the case on the way forward (the VIP has left the node); measured should it ever be.
+  const holdsVip = run.vipHolder === node;
+  if (holdsVip) ctx.meter.open(`services stopped on VIP holder ${node.id}`);
+  run.changes.push({ kind: 'software', node, role });
+  await rec.step(step('stop', percent.stop, `stopping ${ctx.services.join(', ')} on ${node.id}`), () =>
+    stopServices(ctx, node),
+  );
+  await rec.step(
+    step('install', percent.install, `installing jar ${pkg.version} on ${node.id}`),
+    async () => {
+      const installed = await ctx.nodes.call(
+        node,
+        'jar.install',
+        { stagedName, sha256: pkg.jarSha256, version: pkg.version },
+        ctx.signal,
+      );
+      await rec.log(
+        'INFO',
+        `${node.id}: jar ${installed.previousVersion ?? 'unknown'} -> ${installed.version}`,
+        {
+          path: installed.path,
+        },
+      );
+    },
+  );
+  await rec.step(step('start', percent.start, `starting ${ctx.services.join(', ')} on ${node.id}`), () =>
+    startServices(ctx, node),
+  );
+  await rec.step(
+    step(
+      'health',
+      percent.health,
+      `waiting for ${ctx.config.healthyChecksRequired} healthy checks of ${node.id}`,
+    ),
+    () =>
+      awaitHealthy(ctx, node, {
+        required: ctx.config.healthyChecksRequired,
+        version: pkg.version,
+        ...(holdsVip ? { onHealthy: () => ctx.meter.close() } : {}),
+      }),
+  );
+  await rec.log('INFO', `${node.id} runs ${pkg.version} and is healthy`);
+}
+
+async function switchVip(run: Run, primary: NodeClient, standby: NodeClient): Promise<void> {
+  const { ctx, pkg } = run;
+  const primaryPriority = run.priorities.get(primary.id) ?? 0;
+  const standbyPriority = run.priorities.get(standby.id) ?? 0;
+  const raised = Math.min(MAX_PRIORITY, Math.max(primaryPriority, standbyPriority) + PRIORITY_STEP);
+  await ctx.rec.step(
+    {
+      name: 'vip.switch',
+      nodeId: standby.id,
+      percent: PERCENT.vipSwitch,
+      message: `raising ${standby.id}'s keepalived priority ${standbyPriority} -> ${raised} (${primary.id} has ${primaryPriority})`,
+    },
+    async () => {
+      if (raised <= primaryPriority)
+        throw new UpgradeError(
+          'CONFIG_INVALID',
+          `${primary.id}'s keepalived priority ${primaryPriority} leaves no room above it (max ${MAX_PRIORITY}); lower it first`,
+        );
+      run.changes.push({
+        kind: 'vip',
+        from: primary,
+        to: standby,
+        previousPriority: standbyPriority,
+        raisedTo: raised,
+      });
+      ctx.meter.open(`VIP moving from ${primary.id} to ${standby.id}`);
+      await moveVip(ctx, { from: primary, to: standby, setOn: standby, priority: raised });
+      run.vipHolder = standby;
+    },
+  );
+  await ctx.rec.step(
+    {
+      name: 'vip.health',
+      nodeId: standby.id,
+      percent: PERCENT.vipHealth,
+      message: `checking ${standby.id} behind the VIP`,
+    },
+    () =>
+      awaitHealthy(ctx, standby, { required: 1, version: pkg.version, onHealthy: () => ctx.meter.close() }),
+  );
+}
+
+async function verifyPair(run: Run, newPrimary: NodeClient, newStandby: NodeClient): Promise<void> {
+  const { ctx, pkg } = run;
+  const { rec } = ctx;
+  await rec.step(
+    {
+      name: 'verify.rsync_resume',
+      percent: PERCENT.rsyncResume,
+      message: 'resuming config sync on both nodes',
+    },
+    async () => {
+      for (const node of [newStandby, newPrimary]) await setRsync(ctx, node, 'resume');
+    },
+  );
+  await rec.step(
+    { name: 'verify.config', percent: PERCENT.config, message: 'comparing config checksums of both nodes' },
+    () => awaitConfigInSync(ctx),
+  );
+  await rec.step(
+    { name: 'verify.health', percent: PERCENT.health, message: 'checking both nodes' },
+    async () => {
+      for (const node of [newPrimary, newStandby])
+        await awaitHealthy(ctx, node, { required: 1, version: pkg.version });
+    },
+  );
+  await rec.step(
+    { name: 'verify.replication', percent: PERCENT.replication, message: 'checking database replication' },
+    () => awaitReplicationInSync(ctx, ctx.cluster.nodes),
+  );
+  await rec.step(
+    {
+      name: 'verify.vip',
+      percent: PERCENT.vip,
+      message: `checking VIP ${ctx.cluster.vip} is on ${newPrimary.id}`,
+    },
+    async () => {
+      const onPrimary = await ctx.nodes.call(newPrimary, 'keepalived.status', {}, ctx.signal);
+      const onStandby = await ctx.nodes.call(newStandby, 'keepalived.status', {}, ctx.signal);
+      if (!onPrimary.holdsVip || onStandby.holdsVip)
+        throw new UpgradeError(
+          'HEALTH_CHECK_FAILED',
+          `VIP ${ctx.cluster.vip} is not where expected: ${newPrimary.id} ${onPrimary.state}, ${newStandby.id} ${onStandby.state}`,
+        );
+    },
+  );
+  await rec.step(
+    { name: 'verify.downtime', percent: PERCENT.downtime, message: 'recording the downtime' },
+    async () => {
+      const downtimeMs = ctx.meter.totalMs;
+      await rec.patch({ downtimeMs });
+      const over = downtimeMs > DOWNTIME_BUDGET_MS;
+      await rec.log(
+        over ? 'WARNING' : 'INFO',
+        `downtime ${downtimeMs} ms${over ? `, over the budget of ${DOWNTIME_BUDGET_MS} ms` : ''}`,
+        { downtimeMs, intervals: ctx.meter.intervals },
+      );
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stopping: rollback and the final state.
+
+async function finishStopped(run: Run, stop: Stop): Promise<void> {
+  const { ctx } = run;
+  const { rec } = ctx;
+  rec.bestEffort = true;
+  const final = failureStateOf(
+    stop.kind === 'cancel'
+      ? { kind: 'cancel', reason: stop.reason }
+      : { kind: 'error', code: stop.error.code },
+  );
+  if (stop.kind === 'cancel') {
+    // The cancel request may have recorded its time and reason already: the first one stays.
+    await rec.refresh();
+    stop = { kind: 'cancel', reason: rec.task.cancelReason ?? stop.reason };
+    await rec.patch({
+      cancelRequestedAt: rec.task.cancelRequestedAt ?? rec.now(),
+      cancelReason: stop.reason,
+    });
+    await rec.log(
+      'WARNING',
+      `cancel requested (${stop.reason}); stopped after ${rec.task.currentStep ?? 'start'}`,
+    );
+  } else {
+    await rec.log('ERROR', `${rec.task.currentStep ?? 'upgrade'} failed: ${describeError(stop.error)}`, {
+      code: stop.error.code,
+      ...(ctx.nodes.unreachable.length > 0 ? { unreachable: ctx.nodes.unreachable } : {}),
+    });
+  }
+
+  const machine = rec.machineState;
+  const changed = run.changes.length > 0 || run.staged.size > 0;
+  const problems = changed || !(machine?.can(final) ?? false) ? await rollBack(run, stop) : [];
+
+  const error: TaskError | null =
+    problems.length > 0
+      ? {
+          code: 'ROLLBACK_FAILED',
+          message: `${stop.kind === 'cancel' ? `cancelled (${stop.reason})` : describeError(stop.error)}; rollback incomplete: ${problems.join('; ')}`,
+        }
+      : stop.kind === 'error'
+        ? { code: stop.error.code, message: stop.error.message }
+        : null;
+  const skipped = ctx.nodes.unreachable;
+  const summary = [
+    stop.kind === 'cancel' ? `cancelled: ${stop.reason}` : describeError(stop.error),
+    !changed
+      ? 'nothing was changed'
+      : problems.length > 0
+        ? 'rollback incomplete'
+        : skipped.length > 0
+          ? 'rolled back what could be reached'
+          : 'rolled back',
+    ...(skipped.length > 0 ? [`${skipped.join(', ')} unreachable, left as it was`] : []),
+  ].join('; ');
+  await rec.transition(final, summary, final === 'CANCELLED' && problems.length === 0 ? 'WARNING' : 'ERROR', {
+    finishedAt: rec.now(),
+    error,
+    primaryAfter: run.vipHolder?.id ?? null,
+    downtimeMs: run.primary === null ? null : ctx.meter.totalMs,
+  });
+}
+
+/**
+ * Undoes the recorded changes, newest first; returns what could not be undone. Each undo has its
+ * own deadline of upgradeTimeoutMs, so one that hangs does not keep the others from running.
+ */
+async function rollBack(run: Run, stop: Stop): Promise<string[]> {
+  const { rec, clock, config } = run.ctx;
+  const problems: string[] = [];
+  await rec.transition(
+    'ROLLBACK',
+    stop.kind === 'cancel'
+      ? `cancelled (${stop.reason}); undoing ${run.changes.length} changes`
+      : `undoing ${run.changes.length} changes after ${stop.error.code}`,
+    stop.kind === 'cancel' ? 'WARNING' : 'ERROR',
+  );
+  const withDeadline = async (what: string, fn: (ctx: FlowContext) => Promise<void>): Promise<void> => {
+    const deadline = startDeadline(clock, config.upgradeTimeoutMs, `rollback of ${what}`);
+    try {
+      await fn({ ...run.ctx, signal: deadline.signal });
+    } finally {
+      deadline.stop();
+    }
+  };
+  for (const change of [...run.changes].reverse()) {
+    const what = describeChange(change);
+    try {
+      await withDeadline(what, (ctx) => undo(ctx, run, change));
+    } catch (error) {
+      problems.push(`${what}: ${describeError(error)}`);
+      await rec.log('ERROR', `rollback of ${what} failed: ${describeError(error)}`);
+    }
+  }
+  await withDeadline('staged files', (ctx) => cleanStaging(ctx, run, undefined));
+  await rec.log(
+    problems.length === 0 ? 'INFO' : 'ERROR',
+    problems.length === 0 ? 'rollback finished' : `rollback finished with ${problems.length} problems`,
+    { problems, unreachable: run.ctx.nodes.unreachable },
+  );
+  return problems;
+}
+
+async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
+  const { rec } = ctx;
+  switch (change.kind) {
+    case 'software': {
+      const { node } = change;
+      if (
+        await skipUnreachable(
+          ctx,
+          'rollback.restore',
+          node,
+          `restore it from backup ${run.backups.get(node.id) ?? '(none)'} once it is back`,
+        )
+      )
+        return;
+      await restoreNode(ctx, run, node, SOFTWARE_KINDS);
+      return;
+    }
+    case 'vip': {
+      const { from, to, previousPriority, raisedTo } = change;
+      if (await skipUnreachable(ctx, 'rollback.vip', from, `the VIP stays on ${to.id}`)) return;
+      ctx.meter.open(`VIP moving back from ${to.id} to ${from.id}`);
+      if (ctx.nodes.isUnreachable(to)) {
+        // The raised priority cannot be lowered: outbid it on the original primary instead, so the
+        // VIP comes back to the node the flow can see is healthy.
+        const outbid = Math.min(MAX_PRIORITY, raisedTo + PRIORITY_STEP);
+        await rec.log(
+          'WARNING',
+          `${to.id} is unreachable: its keepalived priority stays ${raisedTo}; raising ${from.id}'s to ${outbid} to take the VIP back`,
+        );
+        await rec.step(
+          {
+            name: 'rollback.vip',
+            nodeId: from.id,
+            message: `${from.id}'s keepalived priority to ${outbid}; VIP back to ${from.id}`,
+          },
+          () => moveVip(ctx, { from: to, to: from, setOn: from, priority: outbid, targetOnly: true }),
+        );
+      } else {
+        await rec.step(
+          {
+            name: 'rollback.vip',
+            nodeId: to.id,
+            message: `${to.id}'s keepalived priority back to ${previousPriority}; VIP back to ${from.id}`,
+          },
+          () => moveVip(ctx, { from: to, to: from, setOn: to, priority: previousPriority }),
+        );
+      }
+      run.vipHolder = from;
+      await rec.step(
+        { name: 'rollback.vip_health', nodeId: from.id, message: `checking ${from.id} behind the VIP` },
+        () =>
+          awaitHealthy(ctx, from, {
+            required: 1,
+            version: run.fromVersion,
+            onHealthy: () => ctx.meter.close(),
+          }),
+      );
+      return;
+    }
+    case 'schema': {
+      const { node } = change;
+      if (await skipUnreachable(ctx, 'rollback.database', node, 'the schema change stays')) return;
+      await restoreNode(ctx, run, node, ['database']);
+      const reachable = ctx.cluster.nodes.filter((n) => !ctx.nodes.isUnreachable(n));
+      await rec.step(
+        { name: 'rollback.replication', message: 'waiting for database replication in sync' },
+        () => awaitReplicationInSync(ctx, reachable),
+      );
+      return;
+    }
+    case 'rsync': {
+      const { node } = change;
+      if (await skipUnreachable(ctx, 'rollback.rsync_resume', node, 'its config sync stays paused')) return;
+      await rec.step(
+        { name: 'rollback.rsync_resume', nodeId: node.id, message: `resuming config sync on ${node.id}` },
+        () => setRsync(ctx, node, 'resume'),
+      );
+      return;
+    }
+  }
+}
+
+/** Stop, restore `kinds` from the node's backup, start, healthy on the version from before. */
+async function restoreNode(
+  ctx: FlowContext,
+  run: Run,
+  node: NodeClient,
+  kinds: readonly BackupKind[],
+): Promise<void> {
+  const { rec } = ctx;
+  const backupId = run.backups.get(node.id);
+  if (backupId === undefined)
+    throw new UpgradeError('ROLLBACK_FAILED', `no backup of ${node.id} to restore from`);
+  const holdsVip = run.vipHolder === node;
+  if (holdsVip) ctx.meter.open(`services stopped on VIP holder ${node.id} to restore it`);
+  await rec.step(
+    { name: 'rollback.stop', nodeId: node.id, message: `stopping ${ctx.services.join(', ')} on ${node.id}` },
+    () => stopServices(ctx, node),
+  );
+  await rec.step(
+    {
+      name: kinds.includes('database') ? 'rollback.database' : 'rollback.restore',
+      nodeId: node.id,
+      message: `restoring ${kinds.join(', ')} on ${node.id} from ${backupId}`,
+    },
+    async () => {
+      const restored = await ctx.nodes.call(
+        node,
+        'backup.restore',
+        { backupId, kinds: [...kinds] },
+        ctx.signal,
+      );
+      await rec.log('INFO', `${node.id}: restored ${restored.restored.join(', ')} from ${backupId}`);
+    },
+  );
+  await rec.step(
+    { name: 'rollback.start', nodeId: node.id, message: `starting ${ctx.services.join(', ')} on ${node.id}` },
+    () => startServices(ctx, node),
+  );
+  await rec.step(
+    {
+      name: 'rollback.health',
+      nodeId: node.id,
+      message: `checking ${node.id} on ${run.fromVersion ?? 'its old version'}`,
+    },
+    () =>
+      awaitHealthy(ctx, node, {
+        required: ctx.config.healthyChecksRequired,
+        version: run.fromVersion,
+        ...(holdsVip ? { onHealthy: () => ctx.meter.close() } : {}),
+      }),
+  );
+}
+
+async function skipUnreachable(
+  ctx: FlowContext,
+  step: string,
+  node: NodeClient,
+  consequence: string,
+): Promise<boolean> {
+  if (!ctx.nodes.isUnreachable(node)) return false;
+  await ctx.rec.skip(
+    { name: step, nodeId: node.id, message: '' },
+    `${node.id} is unreachable; ${consequence}`,
+  );
+  return true;
+}
+
+/** Removes this task's staged files; a failure is a warning, never a reason to undo an upgrade. */
+async function cleanStaging(ctx: FlowContext, run: Run, percent: number | undefined): Promise<void> {
+  for (const node of run.staged) {
+    const spec = {
+      name: 'cleanup.staging',
+      nodeId: node.id,
+      message: `removing staged files of this task on ${node.id}`,
+      ...(percent === undefined ? {} : { percent }),
+    };
+    if (ctx.nodes.isUnreachable(node)) {
+      await ctx.rec.skip(spec, `${node.id} is unreachable; its staged files stay`);
+      continue;
+    }
+    try {
+      await ctx.rec.step(spec, () =>
+        ctx.nodes.call(node, 'staging.clean', { prefix: ctx.rec.task.id }, ctx.signal),
+      );
+      run.staged.delete(node);
+    } catch (error) {
+      await ctx.rec.log('WARNING', `staged files on ${node.id} not removed: ${describeError(error)}`);
+    }
+  }
+}
+
+/** A safe point: the run's deadline, then a cancel request. */
+async function checkpoint(run: Run): Promise<void> {
+  if (run.ctx.signal.aborted) throw abortError(run.ctx.signal);
+  if (run.cancel.aborted && run.cancellable) throw new CancelRequested(reasonOf(run.cancel));
+}
+
+function stopOf(run: Run, error: unknown): Stop {
+  if (error instanceof CancelRequested) return { kind: 'cancel', reason: error.reason };
+  if (isUpgradeError(error, 'ABORTED') && run.cancel.aborted)
+    return { kind: 'cancel', reason: reasonOf(run.cancel) };
+  if (isUpgradeError(error)) return { kind: 'error', error };
+  return {
+    kind: 'error',
+    error: new UpgradeError('INTERNAL', `unexpected failure: ${describeError(error)}`, { cause: error }),
+  };
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (typeof reason === 'string' && reason !== '') return reason;
+  if (reason instanceof Error && reason.name !== 'AbortError') return reason.message;
+  return 'cancel requested';
+}
+
+function describeChange(change: Change): string {
+  switch (change.kind) {
+    case 'rsync':
+      return `rsync pause on ${change.node.id}`;
+    case 'schema':
+      return `schema change on ${change.node.id}`;
+    case 'software':
+      return `upgrade of ${change.node.id}`;
+    case 'vip':
+      return `VIP move from ${change.from.id} to ${change.to.id}`;
+  }
+}

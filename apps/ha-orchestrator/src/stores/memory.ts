@@ -1,0 +1,189 @@
+// Memory implementations of the task, audit trail and upgrade_config ports: the fast tests and
+// the demo run on them, and the same contract suite holds them to the PostgreSQL store.
+// Everything handed in or out is copied, so a caller can never change stored rows in place.
+import { UpgradeError, systemClock, type Clock } from '@upgrade/core';
+import {
+  DEFAULT_UPGRADE_CONFIG,
+  FINAL_STATES,
+  type AuditTrail,
+  type BackupRecord,
+  type ConfigSyncRecord,
+  type HealthCheckRecord,
+  type LogLevel,
+  type LogRecord,
+  type NewTask,
+  type PageResult,
+  type RsyncStatusRecord,
+  type StepRecord,
+  type TaskPatch,
+  type TaskStore,
+  type UpgradeConfig,
+  type UpgradeConfigStore,
+  type UpgradeTask,
+  type VipSwitchRecord,
+} from '../ports.js';
+
+export interface MemoryStoreOptions {
+  /** Stamps `createdAt` of new tasks. Default: the system clock. */
+  clock?: Clock;
+}
+
+/** upgrade_task in memory: at most one task outside a final state, like the partial unique index. */
+export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskStore {
+  const clock = options.clock ?? systemClock;
+  // Insertion order breaks ties between tasks created in the same millisecond.
+  const rows = new Map<string, { task: UpgradeTask; seq: number }>();
+  let seq = 0;
+  const isActive = (task: UpgradeTask): boolean => !FINAL_STATES.includes(task.state);
+
+  return {
+    async create(input: NewTask) {
+      if (rows.has(input.id)) throw new UpgradeError('CONFLICT', `task ${input.id} already exists`);
+      const running = [...rows.values()].find((r) => isActive(r.task));
+      if (running !== undefined)
+        throw new UpgradeError(
+          'CONFLICT',
+          `task ${running.task.id} is still ${running.task.state}; wait for it to end or cancel it`,
+          { details: { activeTaskId: running.task.id } },
+        );
+      const task: UpgradeTask = {
+        id: input.id,
+        state: 'IDLE',
+        fromVersion: null,
+        toVersion: input.toVersion,
+        packageSha256: input.packageSha256,
+        primaryBefore: null,
+        primaryAfter: null,
+        percent: 0,
+        currentStep: null,
+        lastMessage: null,
+        error: null,
+        downtimeMs: null,
+        createdAt: new Date(clock.now()),
+        startedAt: null,
+        finishedAt: null,
+        cancelRequestedAt: null,
+        cancelReason: null,
+        requestedBy: input.requestedBy,
+      };
+      rows.set(task.id, { task, seq: seq++ });
+      return copyTask(task);
+    },
+    async get(id) {
+      const row = rows.get(id);
+      return row === undefined ? null : copyTask(row.task);
+    },
+    async list(page) {
+      const sorted = [...rows.values()].sort(
+        (a, b) => b.task.createdAt.getTime() - a.task.createdAt.getTime() || b.seq - a.seq,
+      );
+      return {
+        items: sorted.slice(page.offset, page.offset + page.limit).map((r) => copyTask(r.task)),
+        total: sorted.length,
+      };
+    },
+    async update(id, patch: TaskPatch) {
+      const row = rows.get(id);
+      if (row === undefined) throw new UpgradeError('NOT_FOUND', `task ${id} does not exist`);
+      const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+      row.task = copyTask({ ...row.task, ...defined });
+      return copyTask(row.task);
+    },
+    async active() {
+      const row = [...rows.values()].find((r) => isActive(r.task));
+      return row === undefined ? null : copyTask(row.task);
+    },
+  };
+}
+
+/** The append-only audit tables in memory. */
+export function createMemoryAuditTrail(): AuditTrail {
+  let seq = 0;
+  const steps: { record: StepRecord; seq: number }[] = [];
+  const logs: { record: LogRecord; seq: number }[] = [];
+  const backups: BackupRecord[] = [];
+  const vipSwitches: VipSwitchRecord[] = [];
+  const healthChecks: HealthCheckRecord[] = [];
+  const rsyncs: RsyncStatusRecord[] = [];
+  const configSyncs: ConfigSyncRecord[] = [];
+
+  return {
+    async step(record) {
+      steps.push({ record: structuredClone(record), seq: seq++ });
+    },
+    async log(record) {
+      logs.push({ record: structuredClone(record), seq: seq++ });
+    },
+    async backup(record) {
+      backups.push(structuredClone(record));
+    },
+    async vipSwitch(record) {
+      vipSwitches.push(structuredClone(record));
+    },
+    async healthCheck(record) {
+      healthChecks.push(structuredClone(record));
+    },
+    async rsync(record) {
+      rsyncs.push(structuredClone(record));
+    },
+    async configSync(record) {
+      configSyncs.push(structuredClone(record));
+    },
+    async backups(taskId) {
+      return backups.filter((b) => b.taskId === taskId).map((b) => structuredClone(b));
+    },
+    async logs(taskId, query: { level?: LogLevel; limit: number; offset: number }) {
+      const matching = logs
+        .filter(
+          (l) => l.record.taskId === taskId && (query.level === undefined || l.record.level === query.level),
+        )
+        .sort((a, b) => b.record.at.getTime() - a.record.at.getTime() || b.seq - a.seq);
+      const page: PageResult<LogRecord> = {
+        items: matching.slice(query.offset, query.offset + query.limit).map((l) => structuredClone(l.record)),
+        total: matching.length,
+      };
+      return page;
+    },
+    async steps(taskId) {
+      return steps
+        .filter((s) => s.record.taskId === taskId)
+        .sort((a, b) => a.record.at.getTime() - b.record.at.getTime() || a.seq - b.seq)
+        .map((s) => structuredClone(s.record));
+    },
+  };
+}
+
+/** upgrade_config in memory: the defaults until a patch is set. */
+export function createMemoryConfigStore(initial: Partial<UpgradeConfig> = {}): UpgradeConfigStore {
+  let config: UpgradeConfig = { ...DEFAULT_UPGRADE_CONFIG, ...definedOnly(initial) };
+  return {
+    async get() {
+      return { ...config };
+    },
+    async set(patch) {
+      config = { ...config, ...definedOnly(patch) };
+      return { ...config };
+    },
+  };
+}
+
+/** The three memory stores together, sharing one clock. */
+export function createMemoryStores(options: MemoryStoreOptions & { config?: Partial<UpgradeConfig> } = {}): {
+  tasks: TaskStore;
+  audit: AuditTrail;
+  config: UpgradeConfigStore;
+} {
+  return {
+    tasks: createMemoryTaskStore(options),
+    audit: createMemoryAuditTrail(),
+    config: createMemoryConfigStore(options.config),
+  };
+}
+
+function copyTask(task: UpgradeTask): UpgradeTask {
+  return structuredClone(task);
+}
+
+function definedOnly<T extends object>(patch: T): Partial<T> {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,252 @@
+// Runs accepted upgrade tasks in the background, one at a time, each with its own AbortController
+// so a cancel request reaches the flow, which stops at its next safe point.
+//
+// Start-up after a crash: a task left in a non-final state is marked FAILED (error code
+// INTERRUPTED) instead of resumed. Resuming is not safe: the flow's steps are not idempotent (a
+// second schema script run, a second VIP switch), the unpacked package in WORK_DIR may be gone, and
+// what the nodes did while nobody watched is unknown. The operator checks GET /health and, if a
+// node is half-upgraded, rolls back with POST /api/v1/upgrade/rollback/{id} from the task's backups.
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UpgradeError, describeError, type Clock } from '@upgrade/core';
+import {
+  FINAL_STATES,
+  type AuditTrail,
+  type Cluster,
+  type TaskStore,
+  type UpgradeConfig,
+  type UpgradeConfigStore,
+  type UpgradePackage,
+  type UpgradeTask,
+} from './ports.js';
+
+export interface RunnerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What the rolling upgrade needs (rolling-upgrade.ts's `UpgradeDeps`). */
+export interface FlowDeps {
+  cluster: Cluster;
+  tasks: TaskStore;
+  audit: AuditTrail;
+  config: UpgradeConfig;
+  clock: Clock;
+  logger?: RunnerLogger;
+}
+
+/** `runRollingUpgrade`'s shape: never throws, resolves with the task in its final state. */
+export type RunUpgrade = (
+  deps: FlowDeps,
+  task: UpgradeTask,
+  pkg: UpgradePackage,
+  signal: AbortSignal,
+) => Promise<UpgradeTask>;
+
+export interface TaskRunnerDeps {
+  tasks: TaskStore;
+  audit: AuditTrail;
+  configStore: UpgradeConfigStore;
+  cluster: Cluster;
+  clock: Clock;
+  run: RunUpgrade;
+  logger?: RunnerLogger;
+  /** Called with each task once its run ended (metrics). */
+  onFinished?: (task: UpgradeTask) => void;
+}
+
+export interface TaskRunner {
+  /** Starts the flow for a freshly created task; returns at once. */
+  start(task: UpgradeTask, pkg: UpgradePackage): void;
+  /**
+   * Asks a task to stop. NOT_FOUND for an unknown id, CONFLICT when it is already final. Repeated
+   * requests keep the first reason.
+   */
+  cancel(id: string, reason: string, requestedBy: string | null): Promise<UpgradeTask>;
+  /** Marks tasks a crash left non-final as FAILED; call once before serving. Returns them. */
+  recover(): Promise<UpgradeTask[]>;
+  isRunning(id: string): boolean;
+  /** Resolves when no task runs. */
+  settled(): Promise<void>;
+  /** Asks running tasks to stop (shutdown) and waits for them. */
+  stop(reason?: string): Promise<void>;
+}
+
+/** The code of the error a crash-interrupted task is failed with. */
+export const INTERRUPTED = 'INTERRUPTED';
+
+const isFinal = (task: UpgradeTask): boolean => FINAL_STATES.includes(task.state);
+
+export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
+  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const now = (): Date => new Date(deps.clock.now());
+
+  const execute = async (task: UpgradeTask, pkg: UpgradePackage, signal: AbortSignal): Promise<void> => {
+    try {
+      const config = await deps.configStore.get();
+      const final = await deps.run(
+        {
+          cluster: deps.cluster,
+          tasks: deps.tasks,
+          audit: deps.audit,
+          config,
+          clock: deps.clock,
+          ...(deps.logger === undefined ? {} : { logger: deps.logger }),
+        },
+        task,
+        pkg,
+        signal,
+      );
+      deps.logger?.info({ taskId: task.id, state: final.state, error: final.error }, 'upgrade task finished');
+      deps.onFinished?.(final);
+    } catch (error) {
+      // The flow never throws by contract; if it (or reading the config) does, the task must not
+      // stay non-final, or no upgrade could start again until a restart.
+      deps.logger?.error({ taskId: task.id, err: error }, 'upgrade task crashed');
+      await failTask(task.id, 'INTERNAL', `the upgrade stopped unexpectedly: ${describeError(error)}`);
+    } finally {
+      await rm(pkg.workDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+
+  const failTask = async (id: string, code: string, message: string): Promise<UpgradeTask | null> => {
+    try {
+      const current = await deps.tasks.get(id);
+      if (current === null || isFinal(current)) return current;
+      const at = now();
+      const failed = await deps.tasks.update(id, {
+        state: 'FAILED',
+        error: { code, message },
+        lastMessage: message,
+        finishedAt: at,
+      });
+      await deps.audit.log({
+        taskId: id,
+        level: 'ERROR',
+        message,
+        fromState: current.state,
+        toState: 'FAILED',
+        at,
+        details: { code, step: current.currentStep },
+      });
+      return failed;
+    } catch (error) {
+      deps.logger?.error({ taskId: id, err: error }, 'could not mark the task failed');
+      return null;
+    }
+  };
+
+  return {
+    start(task, pkg) {
+      if (running.has(task.id)) throw new UpgradeError('CONFLICT', `task ${task.id} is already running`);
+      const controller = new AbortController();
+      const done = execute(task, pkg, controller.signal).finally(() => running.delete(task.id));
+      running.set(task.id, { controller, done });
+    },
+
+    async cancel(id, reason, requestedBy) {
+      const task = await deps.tasks.get(id);
+      if (task === null)
+        throw new UpgradeError(
+          'NOT_FOUND',
+          `no upgrade task with id ${id}; list tasks with GET /api/v1/upgrade/history`,
+        );
+      if (isFinal(task))
+        throw new UpgradeError(
+          'CONFLICT',
+          `task ${id} already ended in state ${task.state}; nothing to cancel`,
+          {
+            details: { state: task.state },
+          },
+        );
+      const entry = running.get(id);
+      if (entry === undefined && task.state !== 'IDLE')
+        throw new UpgradeError(
+          'CONFLICT',
+          `task ${id} is in state ${task.state} and is not run by this orchestrator; a rollback in progress cannot be cancelled`,
+          { details: { state: task.state } },
+        );
+      if (task.cancelRequestedAt !== null) {
+        entry?.controller.abort(cancelled(task.cancelReason ?? reason));
+        return task;
+      }
+      const at = now();
+      const updated = await deps.tasks.update(id, {
+        cancelRequestedAt: at,
+        cancelReason: reason,
+        ...(entry === undefined
+          ? { state: 'CANCELLED', finishedAt: at, lastMessage: `cancelled: ${reason}` }
+          : {}),
+      });
+      await deps.audit.log({
+        taskId: id,
+        level: 'WARNING',
+        message: `cancel requested${requestedBy === null ? '' : ` by ${requestedBy}`}: ${reason}`,
+        fromState: entry === undefined ? task.state : null,
+        toState: entry === undefined ? 'CANCELLED' : null,
+        at,
+        details: { reason, requestedBy },
+      });
+      entry?.controller.abort(cancelled(reason));
+      return updated;
+    },
+
+    async recover() {
+      const recovered: UpgradeTask[] = [];
+      for (
+        let task = await deps.tasks.active();
+        task !== null && !running.has(task.id);
+        task = await deps.tasks.active()
+      ) {
+        const message =
+          `the orchestrator stopped while this task was in state ${task.state}` +
+          `${task.currentStep === null ? '' : ` (step ${task.currentStep})`}; it was not resumed. ` +
+          'Check both nodes with GET /health; if one is half-upgraded, roll back with POST /api/v1/upgrade/rollback/' +
+          `${task.id}. Config sync (rsync) may still be paused on the nodes.`;
+        const failed = await failTask(task.id, INTERRUPTED, message);
+        if (failed === null || !isFinal(failed)) break;
+        recovered.push(failed);
+      }
+      return recovered;
+    },
+
+    isRunning: (id) => running.has(id),
+
+    async settled() {
+      while (running.size > 0) await Promise.all([...running.values()].map((r) => r.done));
+    },
+
+    async stop(reason = 'the orchestrator is shutting down') {
+      for (const entry of running.values()) entry.controller.abort(cancelled(reason));
+      await this.settled();
+    },
+  };
+}
+
+function cancelled(reason: string): UpgradeError {
+  return new UpgradeError('ABORTED', `cancelled: ${reason}`);
+}
+
+/** Prefix of the per-upload directories under WORK_DIR. */
+export const WORK_PREFIX = 'pkg-';
+
+/** Removes upload directories a crash left in WORK_DIR (call before serving, after `recover`). */
+export async function cleanWorkDir(
+  workDir: string,
+  keep: ReadonlySet<string> = new Set(),
+): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(workDir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(WORK_PREFIX) || keep.has(name)) continue;
+    await rm(join(workDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
