@@ -2,7 +2,7 @@
 // Written against the stores only; the HTTP layer maps cookies and statuses.
 import { UpgradeError, isUpgradeError } from '@upgrade/core';
 import { hashPassword, verifyPassword } from './passwords.js';
-import type { User, UserSession, UserSessionStore, UserStore } from './ports.js';
+import type { SessionUser, User, UserSession, UserSessionStore, UserStore } from './ports.js';
 
 /** What the account flows need. */
 export interface AccountsDeps {
@@ -10,9 +10,9 @@ export interface AccountsDeps {
   sessions: UserSessionStore;
 }
 
-/** A signed-in user and the session that says so. */
+/** A signed-in user (never the password hash) and the session that says so. */
 export interface SignedIn {
-  user: User;
+  user: SessionUser;
   session: UserSession;
 }
 
@@ -24,8 +24,21 @@ export interface Accounts {
   login(email: string, password: string): Promise<SignedIn & { sessionId: string }>;
   /** Ends the session; a missing or ended one is fine. */
   logout(sessionId: string | undefined): Promise<void>;
-  /** The session's user, with the session's idle deadline pushed back; UNAUTHORIZED without one. */
+  /**
+   * The session's user, with the session's idle deadline pushed back; UNAUTHORIZED without one.
+   * One session-store call: the user comes from the session record (see `endSessionsOf`).
+   */
   authenticate(sessionId: string | undefined): Promise<SignedIn>;
+  /**
+   * Like `authenticate`, but the user is read afresh from the user store (GET /api/auth/me): the
+   * account as it stands, and UNAVAILABLE when the user store is down.
+   */
+  currentUser(sessionId: string | undefined): Promise<SignedIn>;
+  /**
+   * Ends every session of the user. Sessions carry the user, so removing a user must come with
+   * this call: it is what takes a removed user's access away. Returns how many sessions ended.
+   */
+  endSessionsOf(userId: string): Promise<number>;
 }
 
 const WRONG_CREDENTIALS = 'email or password is wrong';
@@ -36,6 +49,18 @@ export function createAccounts(deps: AccountsDeps): Accounts {
   // response times do not tell which emails have accounts.
   let decoy: Promise<string> | undefined;
   const decoyHash = (): Promise<string> => (decoy ??= hashPassword('decoy password, never matches'));
+
+  const signedIn = async (sessionId: string | undefined, fresh: boolean): Promise<SignedIn> => {
+    if (sessionId === undefined || sessionId === '') throw notSignedIn();
+    const session = await deps.sessions.touch(sessionId);
+    if (session === null) throw notSignedIn();
+    if (session.user !== undefined && !fresh) return { user: session.user, session };
+    // A session that names its user only (started before sessions recorded the user) is checked
+    // against the user store, as every session was before.
+    const user = await deps.users.get(session.userId);
+    if (user === null) throw notSignedIn();
+    return { user: toSessionUser(user), session };
+  };
 
   return {
     register: async (email, password) => {
@@ -54,21 +79,20 @@ export function createAccounts(deps: AccountsDeps): Accounts {
       const user = await deps.users.findByEmail(email.trim());
       const matches = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
       if (user === null || !matches) throw new UpgradeError('UNAUTHORIZED', WRONG_CREDENTIALS);
-      const { sessionId, session } = await deps.sessions.create(user.id);
-      return { sessionId, session, user };
+      const { sessionId, session } = await deps.sessions.create(toSessionUser(user));
+      return { sessionId, session, user: toSessionUser(user) };
     },
     logout: async (sessionId) => {
       if (sessionId !== undefined && sessionId !== '') await deps.sessions.destroy(sessionId);
     },
-    authenticate: async (sessionId) => {
-      if (sessionId === undefined || sessionId === '') throw notSignedIn();
-      const session = await deps.sessions.touch(sessionId);
-      if (session === null) throw notSignedIn();
-      const user = await deps.users.get(session.userId);
-      if (user === null) throw notSignedIn();
-      return { user, session };
-    },
+    authenticate: (sessionId) => signedIn(sessionId, false),
+    currentUser: (sessionId) => signedIn(sessionId, true),
+    endSessionsOf: (userId) => deps.sessions.destroyForUser(userId),
   };
+}
+
+function toSessionUser(user: User): SessionUser {
+  return { id: user.id, email: user.email, createdAt: user.createdAt };
 }
 
 function notSignedIn(): UpgradeError {

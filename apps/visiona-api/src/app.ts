@@ -14,7 +14,7 @@ import { createPairing } from './pairing.js';
 import type { UserSessionStore } from './ports.js';
 import type { PersistentStores } from './stores/index.js';
 import { createTunnelSessionStore } from './stores/tunnel-sessions.memory.js';
-import { registerTunnel, type AgentConnection, type TunnelHub } from './tunnel/index.js';
+import { registerTunnel, type AgentConnection, type TunnelHub, type TunnelRegistry } from './tunnel/index.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 /** Behaviour the operator configures. */
@@ -26,7 +26,12 @@ export interface AppSettings {
   phase: string;
   /** Behind a load balancer: trust X-Forwarded-For (true, or the proxies' addresses / CIDRs). */
   trustProxy?: boolean | string;
-  tunnel?: { heartbeatIntervalMs?: number; requestTimeoutMs?: number };
+  tunnel?: {
+    heartbeatIntervalMs?: number;
+    requestTimeoutMs?: number;
+    /** `TUNNEL_INTERNAL_TOKEN`: the instances' shared secret, required with a shared `tunnelRegistry`. */
+    internalToken?: string;
+  };
 }
 
 export interface AppDeps {
@@ -37,6 +42,11 @@ export interface AppDeps {
   settings: AppSettings;
   /** A shared (Redis) counter store for the rate limits; default: this instance's memory. */
   rateLimitStore?: new (globalOptions: unknown) => unknown;
+  /**
+   * Which instance holds which agent, shared by the instances (Redis): requests for agents connected
+   * to another instance go through it. Default: this instance's agents only.
+   */
+  tunnelRegistry?: TunnelRegistry;
   clock?: Clock;
   logger?: LoggerOption;
 }
@@ -85,6 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
     logger: app.log,
     clock,
     ...(settings.tunnel ?? {}),
+    ...(deps.tunnelRegistry === undefined ? {} : { registry: deps.tunnelRegistry }),
   });
   app.addHook('onClose', () => hub.close());
 

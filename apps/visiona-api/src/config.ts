@@ -68,6 +68,31 @@ export const EnvSchema = Type.Object({
   PAIRING_CODE_TTL_MS: Ms(10 * MINUTE, 'how long a pairing code can be redeemed'),
   TUNNEL_HEARTBEAT_INTERVAL_MS: Ms(15_000, 'how often the tunnel pings each connected agent'),
   TUNNEL_REQUEST_TIMEOUT_MS: Ms(10_000, 'how long a request through the tunnel waits for the agent'),
+  INSTANCE_ID: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 100,
+      description: 'this instance in the tunnel registry and in logs; unset: a random id at each start',
+    }),
+  ),
+  INSTANCE_ADVERTISE_URL: Type.Optional(
+    Type.String({
+      pattern: '^https?://',
+      description:
+        'where the other instances reach this one (a private address, e.g. http://10.0.0.5:8320); with REDIS_URL, the instances share the tunnel registry',
+    }),
+  ),
+  TUNNEL_INTERNAL_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 32,
+      description:
+        'shared secret of the instances for their internal tunnel route, the same on every instance; required with INSTANCE_ADVERTISE_URL',
+    }),
+  ),
+  TUNNEL_REGISTRY_TTL_MS: Ms(
+    45_000,
+    'how long a tunnel registry entry outlives its last refresh; must exceed TUNNEL_HEARTBEAT_INTERVAL_MS',
+  ),
   PHASE: Type.String({
     default: 'beta',
     minLength: 1,
@@ -89,6 +114,28 @@ export function loadVisionaConfig(env: EnvSource = process.env): Env {
       variable: 'SESSION_IDLE_TTL_MS',
       message: `must not exceed SESSION_ABSOLUTE_TTL_MS (${config.SESSION_ABSOLUTE_TTL_MS})`,
     });
+  }
+  // The registry's settings matter only once the instances share it.
+  if (config.INSTANCE_ADVERTISE_URL !== undefined) {
+    if (config.TUNNEL_INTERNAL_TOKEN === undefined) {
+      issues.push({
+        variable: 'TUNNEL_INTERNAL_TOKEN',
+        message:
+          'is required with INSTANCE_ADVERTISE_URL (the instances authenticate each other with it; the same value of at least 32 characters on every instance)',
+      });
+    }
+    if (config.REDIS_URL === undefined) {
+      issues.push({
+        variable: 'REDIS_URL',
+        message: 'is required with INSTANCE_ADVERTISE_URL (the instances share the tunnel registry in Redis)',
+      });
+    }
+    if (config.TUNNEL_REGISTRY_TTL_MS <= config.TUNNEL_HEARTBEAT_INTERVAL_MS) {
+      issues.push({
+        variable: 'TUNNEL_REGISTRY_TTL_MS',
+        message: `must exceed TUNNEL_HEARTBEAT_INTERVAL_MS (${config.TUNNEL_HEARTBEAT_INTERVAL_MS}): each heartbeat refreshes the entry`,
+      });
+    }
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return config;

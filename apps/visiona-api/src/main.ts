@@ -1,5 +1,6 @@
 // Wiring only: configuration -> stores (PostgreSQL or memory, Redis or memory) -> API -> listen.
 // Used by `visiona-api serve`, the demo and the tests that run several instances.
+import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock, type HealthCheck } from '@upgrade/core';
 import { migrate, openDatabase, type DatabaseHandle } from '@upgrade/db';
 import { createRotatingFile, listenAndServe, type LoggerOption, type ServiceApp } from '@upgrade/service';
@@ -12,6 +13,7 @@ import { createMemoryStores, createPgStores, type PersistentStores } from './sto
 import { createRedisRateLimits } from './stores/rate-limits.redis.js';
 import { createMemoryUserSessionStore } from './stores/user-sessions.memory.js';
 import { createRedisUserSessionStore } from './stores/user-sessions.redis.js';
+import { createRedisTunnelRegistry, type TunnelRegistry } from './tunnel/index.js';
 
 /** The settings the backends are opened with. */
 export type BackendConfig = Pick<
@@ -25,6 +27,9 @@ export type BackendConfig = Pick<
   | 'REDIS_TIMEOUT_MS'
   | 'SESSION_IDLE_TTL_MS'
   | 'SESSION_ABSOLUTE_TTL_MS'
+  | 'INSTANCE_ID'
+  | 'INSTANCE_ADVERTISE_URL'
+  | 'TUNNEL_REGISTRY_TTL_MS'
 >;
 
 /** The stores of one instance, what /healthz pings, and how to close them. */
@@ -33,6 +38,8 @@ export interface Backends {
   sessions: UserSessionStore;
   healthChecks: HealthCheck[];
   rateLimitStore?: new (globalOptions: unknown) => unknown;
+  /** Which instance holds which agent, shared in Redis; absent: each instance knows only its own agents. */
+  tunnelRegistry?: TunnelRegistry;
   database?: DatabaseHandle<typeof schema>;
   /** Where data lives, safe for logs. */
   where: { database: string; sessions: string };
@@ -42,9 +49,10 @@ export interface Backends {
 }
 
 /**
- * Opens PostgreSQL (migrating it unless told not to) or memory stores, and Redis or memory user
- * sessions. Redis that is down at start does not stop the service: session calls answer 503 until
- * it is back, and /healthz says so.
+ * Opens PostgreSQL (migrating it unless told not to) or memory stores, Redis or memory user
+ * sessions, and with INSTANCE_ADVERTISE_URL the tunnel registry the instances share in Redis. Redis
+ * that is down at start does not stop the service: session calls answer 503 until it is back, and
+ * /healthz says so.
  */
 export async function openBackends(config: BackendConfig, clock: Clock = systemClock): Promise<Backends> {
   const warnings: string[] = [];
@@ -78,6 +86,7 @@ export async function openBackends(config: BackendConfig, clock: Clock = systemC
 
     let sessions: UserSessionStore;
     let rateLimitStore: Backends['rateLimitStore'];
+    let tunnelRegistry: TunnelRegistry | undefined;
     if (config.REDIS_URL === undefined) {
       sessions = createMemoryUserSessionStore(ttl, clock);
       warnings.push(
@@ -98,6 +107,27 @@ export async function openBackends(config: BackendConfig, clock: Clock = systemC
       } catch {
         warnings.push('Redis did not answer at start-up: session calls answer 503 until it does');
       }
+      if (config.INSTANCE_ADVERTISE_URL === undefined) {
+        warnings.push(
+          'INSTANCE_ADVERTISE_URL is not set: tunnel requests reach only the agents connected to this instance',
+        );
+      } else {
+        const registry = createRedisTunnelRegistry({
+          ...redisOptions,
+          instanceId: config.INSTANCE_ID ?? randomUUID(),
+          advertiseUrl: config.INSTANCE_ADVERTISE_URL,
+          ttlMs: config.TUNNEL_REGISTRY_TTL_MS,
+        });
+        closers.push(() => registry.close());
+        try {
+          await registry.ready();
+        } catch {
+          warnings.push(
+            'Redis did not answer at start-up: requests for agents on other instances answer 503 until it does',
+          );
+        }
+        tunnelRegistry = registry;
+      }
       sessions = redisSessions;
       rateLimitStore = limits.Store;
       healthChecks.push({
@@ -114,6 +144,7 @@ export async function openBackends(config: BackendConfig, clock: Clock = systemC
       sessions,
       healthChecks,
       ...(rateLimitStore === undefined ? {} : { rateLimitStore }),
+      ...(tunnelRegistry === undefined ? {} : { tunnelRegistry }),
       ...(database === undefined ? {} : { database }),
       where: {
         database: database?.target ?? 'memory',
@@ -147,6 +178,7 @@ export function appSettings(config: Env): AppSettings {
     tunnel: {
       heartbeatIntervalMs: config.TUNNEL_HEARTBEAT_INTERVAL_MS,
       requestTimeoutMs: config.TUNNEL_REQUEST_TIMEOUT_MS,
+      ...(config.TUNNEL_INTERNAL_TOKEN === undefined ? {} : { internalToken: config.TUNNEL_INTERNAL_TOKEN }),
     },
   };
 }
@@ -184,6 +216,7 @@ export async function startVisionaApi(
       healthChecks: backends.healthChecks,
       settings: appSettings(config),
       ...(backends.rateLimitStore === undefined ? {} : { rateLimitStore: backends.rateLimitStore }),
+      ...(backends.tunnelRegistry === undefined ? {} : { tunnelRegistry: backends.tunnelRegistry }),
       logger: options.logger ?? loggerOf(config),
     });
   } catch (error) {
@@ -201,7 +234,11 @@ export async function startVisionaApi(
       ...(options.handleSignals === false ? { signals: [] } : {}),
     },
   );
-  app.log.info({ docs: `${address}/docs`, ...backends.where }, 'visiona-api listening');
+  const instance = backends.tunnelRegistry?.instanceId;
+  app.log.info(
+    { docs: `${address}/docs`, ...backends.where, ...(instance === undefined ? {} : { instance }) },
+    'visiona-api listening',
+  );
   return {
     address,
     app,

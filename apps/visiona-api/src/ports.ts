@@ -209,9 +209,22 @@ export interface SessionTokenStore {
   revokeForDevice(deviceId: string): Promise<number>;
 }
 
+/**
+ * Who a browser session belongs to, recorded with the session at sign-in so that a signed-in
+ * request is served without reading the user. Users are never edited; ending a user's sessions
+ * (`UserSessionStore.destroyForUser`) is what takes their access away.
+ */
+export interface SessionUser {
+  id: string;
+  email: string;
+  createdAt: Date;
+}
+
 /** A signed-in user's browser session. */
 export interface UserSession {
   userId: string;
+  /** The user as recorded at sign-in; absent on a session started with the id alone. */
+  user?: SessionUser;
   createdAt: Date;
   /** When the session ends unless used again: min(idle deadline, absolute deadline). */
   expiresAt: Date;
@@ -229,13 +242,18 @@ export interface UserSessionTtl {
 
 /** User sessions, keyed by the session id the cookie carries (stored hashed). */
 export interface UserSessionStore {
-  /** Starts a session; the returned `sessionId` is the cookie value, shown this once. */
-  create(userId: string): Promise<{ sessionId: string; session: UserSession }>;
+  /**
+   * Starts a session; the returned `sessionId` is the cookie value, shown this once. Given the
+   * user (not just its id), the session records it and can be ended by `destroyForUser`.
+   */
+  create(user: SessionUser | string): Promise<{ sessionId: string; session: UserSession }>;
   /** The session without extending it, or null when it ended. */
   get(sessionId: string): Promise<UserSession | null>;
   /** The session with its idle deadline pushed back (never past the absolute one), or null. */
   touch(sessionId: string): Promise<UserSession | null>;
   destroy(sessionId: string): Promise<boolean>;
+  /** Ends every session that records this user (for when the user goes); returns how many. */
+  destroyForUser(userId: string): Promise<number>;
 }
 
 /** The live agent connections of this instance (`H` is whatever the tunnel keeps per agent). */

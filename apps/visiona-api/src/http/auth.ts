@@ -108,7 +108,7 @@ export const authRoutes: ServicePlugin<AuthRoutesDeps> = async (app, deps) => {
       },
     },
     async (request) => {
-      const { user, session } = await accounts.authenticate(request.cookies[cookie.name]);
+      const { user, session } = await accounts.currentUser(request.cookies[cookie.name]);
       return { user: toUserBody(user), session: toSessionBody(session) };
     },
   );

@@ -3,9 +3,10 @@
 import { UpgradeError } from '@upgrade/core';
 import { Type, errorResponses, type ServicePlugin } from '@upgrade/service';
 import type { Pairing } from '../pairing.js';
-import type { DeviceStore } from '../ports.js';
-import type { TunnelHub } from '../tunnel/index.js';
+import type { Device, DeviceStore } from '../ports.js';
+import type { FastifyBaseLogger, TunnelHub } from '../tunnel/index.js';
 import type { Authenticate } from './auth.js';
+import { presenceOf } from './presence.js';
 import { IdParams, PageOf, Paging, toDeviceBody } from './schemas.js';
 
 export interface DeviceRoutesDeps {
@@ -29,6 +30,8 @@ const HOP_HEADERS = new Set([
 export const deviceRoutes: ServicePlugin<DeviceRoutesDeps> = async (app, deps) => {
   const { devices, hub, authenticate } = deps;
   const notFound = (id: string) => new UpgradeError('NOT_FOUND', `device ${id} not found`);
+  const connectedAnywhere = async (device: Device, log: FastifyBaseLogger): Promise<boolean> =>
+    (await presenceOf(hub, [device], log))[0]?.connected ?? false;
 
   app.get(
     '/api/devices',
@@ -44,8 +47,9 @@ export const deviceRoutes: ServicePlugin<DeviceRoutesDeps> = async (app, deps) =
       const { user } = await authenticate(request);
       const { limit, offset } = request.query;
       const page = await devices.list(user.id, { limit, offset });
+      const presence = await presenceOf(hub, page.items, request.log);
       return {
-        items: page.items.map((d) => toDeviceBody(d, hub.isConnected(d.id))),
+        items: page.items.map((d, i) => toDeviceBody(d, presence[i]?.connected ?? false)),
         total: page.total,
         limit,
         offset,
@@ -67,7 +71,7 @@ export const deviceRoutes: ServicePlugin<DeviceRoutesDeps> = async (app, deps) =
       const { user } = await authenticate(request);
       const device = await devices.get(request.params.id, user.id);
       if (device === null) throw notFound(request.params.id);
-      return toDeviceBody(device, hub.isConnected(device.id));
+      return toDeviceBody(device, await connectedAnywhere(device, request.log));
     },
   );
 
@@ -89,7 +93,7 @@ export const deviceRoutes: ServicePlugin<DeviceRoutesDeps> = async (app, deps) =
       const { user } = await authenticate(request);
       const device = await devices.rename(request.params.id, user.id, request.body.name);
       if (device === null) throw notFound(request.params.id);
-      return toDeviceBody(device, hub.isConnected(device.id));
+      return toDeviceBody(device, await connectedAnywhere(device, request.log));
     },
   );
 
@@ -98,7 +102,8 @@ export const deviceRoutes: ServicePlugin<DeviceRoutesDeps> = async (app, deps) =
     {
       schema: {
         summary: 'Unpair one of your devices: the device and its session tokens go in one transaction',
-        description: "The agent's tunnel, if connected, is closed at once.",
+        description:
+          "The agent's tunnel, if connected, is closed at once by the instance that answers when it holds the tunnel, else by the instance holding it at its next heartbeat.",
         tags: ['devices'],
         params: IdParams,
         response: { 204: Type.Null(), ...errorResponses(401, 404, 503) },
@@ -146,7 +151,7 @@ export const deviceRoutes: ServicePlugin<DeviceRoutesDeps> = async (app, deps) =
       schema: {
         summary: "Forward a request to the device's local agent through its tunnel",
         description:
-          '503 when the agent is not connected to this instance, 504 when it does not answer in time.',
+          'Answered by whichever instance of the API holds the agent’s tunnel. 503 when the agent is not connected to any instance (or its instance cannot be reached), 504 when it does not answer in time.',
         tags: ['devices'],
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }), '*': Type.String() }),
         response: errorResponses(401, 404, 503, 504),

@@ -81,7 +81,9 @@ export const DeviceBody = Type.Object(
     online_status: Type.Union([Type.Literal('online'), Type.Literal('offline')], {
       description: 'as the last heartbeat recorded it',
     }),
-    tunnel_connected: Type.Boolean({ description: "whether this instance holds the agent's tunnel now" }),
+    tunnel_connected: Type.Boolean({
+      description: "whether the agent's tunnel is open now, to any instance of the API",
+    }),
     agent_last_seen_at: Type.Union([DateTime, Type.Null()]),
     created_at: DateTime,
     updated_at: DateTime,
@@ -105,7 +107,7 @@ export const PageOf = (item: string) =>
 
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
-export function toUserBody(user: User): Static<typeof UserBody> {
+export function toUserBody(user: Pick<User, 'id' | 'email' | 'createdAt'>): Static<typeof UserBody> {
   return { id: user.id, email: user.email, created_at: user.createdAt.toISOString() };
 }
 

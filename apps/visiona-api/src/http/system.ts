@@ -4,6 +4,7 @@ import { Type, errorResponses, type ServicePlugin } from '@upgrade/service';
 import type { DeviceStore } from '../ports.js';
 import type { TunnelHub } from '../tunnel/index.js';
 import type { Authenticate } from './auth.js';
+import { presenceOf } from './presence.js';
 
 export interface SystemRoutesDeps {
   devices: DeviceStore;
@@ -45,7 +46,7 @@ export const systemRoutes: ServicePlugin<SystemRoutesDeps> = async (app, deps) =
       schema: {
         summary: 'The API and the agent tunnel, for one of your devices or for this instance',
         description:
-          'With device_id: whether that device’s agent holds a tunnel to this instance and when it was last seen. Without: whether any agent is connected here. Dependencies are checked by GET /healthz.',
+          'With device_id: whether that device’s agent holds a tunnel to any instance of the API and when it was last seen. Without: whether any agent is connected to the instance that answers. agent_session_count always counts that instance’s agents. Dependencies are checked by GET /healthz.',
         tags: ['system'],
         querystring: DeviceQuery,
         response: {
@@ -71,11 +72,11 @@ export const systemRoutes: ServicePlugin<SystemRoutesDeps> = async (app, deps) =
         };
       }
       const device = await ownedDevice(request, deviceId);
-      const seen = hub.lastSeenAt(device.id) ?? device.agentLastSeenAt;
+      const [presence] = await presenceOf(hub, [device], request.log);
       return {
         api_server: 'ok' as const,
-        tunnel_connected: hub.isConnected(device.id),
-        agent_last_seen_at: seen?.toISOString() ?? null,
+        tunnel_connected: presence?.connected ?? false,
+        agent_last_seen_at: (presence?.lastSeenAt ?? device.agentLastSeenAt)?.toISOString() ?? null,
         agent_session_count: hub.count(),
       };
     },
@@ -87,7 +88,7 @@ export const systemRoutes: ServicePlugin<SystemRoutesDeps> = async (app, deps) =
       schema: {
         summary: "A device agent's dependency report (GET /deps on the agent, through the tunnel)",
         description:
-          '503 when the agent is not connected to this instance, 504 when it does not answer in time.',
+          'Answered by whichever instance of the API holds the agent’s tunnel. 503 when the agent is not connected to any instance (or its instance cannot be reached), 504 when it does not answer in time.',
         tags: ['system'],
         querystring: Type.Object({ device_id: Type.String({ minLength: 1, maxLength: 100 }) }),
         response: errorResponses(400, 401, 404, 502, 503, 504),

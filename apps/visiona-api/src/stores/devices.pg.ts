@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@upgrade/core';
 import { translatePgErrors, withTx } from '@upgrade/db';
-import { and, asc, count, eq, gt, isNull, type SQL } from 'drizzle-orm';
+import { and, asc, count, eq, gt, isNull, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
 import { devices, pairingTokens, sessionTokens } from '../db/schema.js';
 import type { Device, DeviceStore } from '../ports.js';
@@ -19,6 +19,39 @@ const DEVICE = {
   createdAt: devices.createdAt,
   updatedAt: devices.updatedAt,
 };
+
+/** The name the device page statement is prepared under (once per pooled connection). */
+export const DEVICE_PAGE_STATEMENT = 'visiona_devices_page';
+
+/** A value of the statement, or a placeholder filled when a prepared statement runs. */
+type Param<T> = T | Placeholder;
+
+/** An owner's live devices. */
+const liveOf = (ownerId: Param<string>): SQL | undefined =>
+  and(eq(devices.ownerId, ownerId), isNull(devices.deletedAt));
+
+/**
+ * One page of an owner's live devices, each row carrying the owner's live-device count from an
+ * uncorrelated subquery (run once per statement): one round trip and one pooled connection where
+ * a page and a count apart took two of each. Both halves use `devices_live_owner_idx`, the count
+ * index-only. A page past the end has no row to carry the count, so `list` then counts apart.
+ * Exported for the bench, which issues the same statement over raw pg.
+ */
+export function devicePageQuery(
+  db: VisionaDatabase,
+  ownerId: Param<string>,
+  page: { limit: Param<number>; offset: Param<number> },
+) {
+  const live = liveOf(ownerId);
+  const counted = db.select({ total: count() }).from(devices).where(live);
+  return db
+    .select({ ...DEVICE, total: sql<number>`(${counted})`.mapWith(Number) })
+    .from(devices)
+    .where(live)
+    .orderBy(asc(devices.createdAt), asc(devices.id))
+    .limit(page.limit)
+    .offset(page.offset);
+}
 
 /** DeviceStore on PostgreSQL or PGlite; `unpair` runs in one `withTx` transaction. */
 export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceStore {
@@ -43,6 +76,12 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
         .returning(DEVICE);
       return row ?? null;
     });
+  // Built and named once: each call sends only the parameters, and each pooled connection parses
+  // and plans the statement once.
+  const pageStatement = devicePageQuery(db, sql.placeholder('ownerId'), {
+    limit: sql.placeholder('limit'),
+    offset: sql.placeholder('offset'),
+  }).prepare(DEVICE_PAGE_STATEMENT);
   const select = (where: SQL | null): Promise<Device | null> =>
     translatePgErrors(async () => {
       if (where === null) return null;
@@ -76,18 +115,15 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
       translatePgErrors(async () => {
         checkPage(page);
         if (!isUuid(ownerId)) return { items: [], total: 0 };
-        const where = and(eq(devices.ownerId, ownerId), isNull(devices.deletedAt));
-        const [items, [counted]] = await Promise.all([
-          db
-            .select(DEVICE)
-            .from(devices)
-            .where(where)
-            .orderBy(asc(devices.createdAt), asc(devices.id))
-            .limit(page.limit)
-            .offset(page.offset),
-          db.select({ total: count() }).from(devices).where(where),
-        ]);
-        return { items, total: counted?.total ?? 0 };
+        const rows = await pageStatement.execute({ ownerId, limit: page.limit, offset: page.offset });
+        let total = 0;
+        const items: Device[] = rows.map(({ total: counted, ...device }) => {
+          total = counted;
+          return device;
+        });
+        if (items.length > 0 || page.offset === 0) return { items, total };
+        const [all] = await db.select({ total: count() }).from(devices).where(liveOf(ownerId));
+        return { items, total: all?.total ?? 0 };
       }),
     rename: (id, ownerId, name) => change(liveWhere(id, ownerId), { name }),
     markPaired: (id) => change(liveWhere(id), { pairingStatus: 'paired' }),

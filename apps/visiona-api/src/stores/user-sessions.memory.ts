@@ -1,9 +1,10 @@
 import type { Clock } from '@upgrade/core';
-import type { UserSession, UserSessionStore, UserSessionTtl } from '../ports.js';
+import type { SessionUser, UserSession, UserSessionStore, UserSessionTtl } from '../ports.js';
 import { hashToken, newToken } from '../tokens.js';
 
 interface Entry {
   userId: string;
+  user: SessionUser | undefined;
   createdAt: number;
   expiresAt: number;
   absoluteExpiresAt: number;
@@ -21,12 +22,13 @@ export function createMemoryUserSessionStore(ttl: UserSessionTtl, clock: Clock):
     return entry !== undefined && entry.expiresAt > clock.now() ? entry : undefined;
   };
   return {
-    create: async (userId) => {
+    create: async (user) => {
       const { raw, hash } = newToken();
       const now = clock.now();
       const absoluteExpiresAt = now + ttl.absoluteMs;
-      const entry = {
-        userId,
+      const entry: Entry = {
+        userId: typeof user === 'string' ? user : user.id,
+        user: typeof user === 'string' ? undefined : { ...user },
         createdAt: now,
         expiresAt: Math.min(now + ttl.idleMs, absoluteExpiresAt),
         absoluteExpiresAt,
@@ -48,12 +50,23 @@ export function createMemoryUserSessionStore(ttl: UserSessionTtl, clock: Clock):
       const key = hashToken(sessionId);
       return alive(key) !== undefined && sessions.delete(key);
     },
+    destroyForUser: async (userId) => {
+      let ended = 0;
+      for (const key of [...sessions.keys()]) {
+        const entry = alive(key);
+        if (entry?.user?.id === userId && sessions.delete(key)) ended++;
+      }
+      return ended;
+    },
   };
 }
 
 function toSession(entry: Entry): UserSession {
   return {
     userId: entry.userId,
+    ...(entry.user === undefined
+      ? {}
+      : { user: { ...entry.user, createdAt: new Date(entry.user.createdAt) } }),
     createdAt: new Date(entry.createdAt),
     expiresAt: new Date(entry.expiresAt),
     absoluteExpiresAt: new Date(entry.absoluteExpiresAt),

@@ -2,25 +2,43 @@
 // is set to min(idle TTL, time left before the absolute deadline) at creation and on every touch,
 // so Redis itself ends idle and too-old sessions and no cleanup loop exists. Time comes from the
 // Redis server (TIME), so instances with skewed clocks agree on the deadlines.
+//
+// A session started with the user records its email and creation time too, so a signed-in
+// request costs one Redis round trip and no user lookup; such sessions are also listed in a
+// per-user set (`user:<id>`, kept as long as the newest session can live) so that
+// `destroyForUser` ends them all. Every script runs by EVALSHA (ioredis sends the body only on
+// NOSCRIPT), so a request sends the session key and a few numbers, not the script.
 import { UpgradeError } from '@upgrade/core';
 import { Redis, ReplyError, type RedisOptions } from 'ioredis';
-import type { UserSession, UserSessionStore, UserSessionTtl } from '../ports.js';
+import type { SessionUser, UserSession, UserSessionStore, UserSessionTtl } from '../ports.js';
 import { hashToken, newToken } from '../tokens.js';
 
-/** KEYS[1] session key; ARGV user id, idle ms, absolute ms. Returns created, expires, absolute. */
+/**
+ * KEYS[1] session key, KEYS[2] the user's session set; ARGV user id, idle ms, absolute ms, email
+ * and user creation ms (both '' for a session started with the id alone). Returns created,
+ * expires, absolute.
+ */
 const CREATE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now + tonumber(ARGV[3])
 local ttl = math.min(tonumber(ARGV[2]), deadline - now)
 redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'created_at', now, 'deadline', deadline)
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'email', ARGV[4], 'user_created_at', ARGV[5])
+  redis.call('SADD', KEYS[2], KEYS[1])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
+end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {tostring(now), tostring(now + ttl), tostring(deadline)}
 `;
 
-/** KEYS[1] session key; ARGV idle ms, or 0 to read without extending. Nil when ended. */
+/**
+ * KEYS[1] session key; ARGV idle ms, or 0 to read without extending. Nil when ended, else user
+ * id, created, expires, absolute, email and user creation ms (nil for an id-only session).
+ */
 const READ = `
-local s = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'deadline')
+local s = redis.call('HMGET', KEYS[1], 'user_id', 'created_at', 'deadline', 'email', 'user_created_at')
 if not s[1] then return nil end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,8 +47,36 @@ if left <= 0 then redis.call('DEL', KEYS[1]) return nil end
 local idle = tonumber(ARGV[1])
 if idle > 0 then redis.call('PEXPIRE', KEYS[1], math.min(idle, left)) end
 local pttl = redis.call('PTTL', KEYS[1])
-return {s[1], s[2], tostring(now + pttl), s[3]}
+return {s[1], s[2], tostring(now + pttl), s[3], s[4], s[5]}
 `;
+
+/** KEYS[1] the user's session set. Deletes every session in it and the set; returns how many were live. */
+const DESTROY_FOR_USER = `
+local ended = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  ended = ended + redis.call('DEL', key)
+end
+redis.call('DEL', KEYS[1])
+return ended
+`;
+
+/** The scripts above as ioredis commands (EVALSHA, with the key prefix applied to KEYS). */
+interface SessionCommands {
+  sessionCreate(
+    key: string,
+    userKey: string,
+    userId: string,
+    idleMs: number,
+    absoluteMs: number,
+    email: string,
+    userCreatedAt: string,
+  ): Promise<unknown>;
+  sessionRead(key: string, extendBy: number): Promise<unknown>;
+  sessionDestroyForUser(userKey: string): Promise<unknown>;
+}
+
+/** The key of a user's session set, beside the session hashes (64 hex digits, so no clash). */
+const userKey = (userId: string): string => `user:${userId}`;
 
 /** Options of the Redis session store. */
 export interface RedisUserSessionOptions {
@@ -75,15 +121,22 @@ export function createRedisUserSessionStore(options: RedisUserSessionOptions): R
   // Connection errors also reject the commands in flight, which map them; without a listener
   // ioredis prints every reconnect failure.
   redis.on('error', () => undefined);
+  redis.defineCommand('sessionCreate', { numberOfKeys: 2, lua: CREATE });
+  redis.defineCommand('sessionRead', { numberOfKeys: 1, lua: READ });
+  redis.defineCommand('sessionDestroyForUser', { numberOfKeys: 1, lua: DESTROY_FOR_USER });
+  const scripts = redis as unknown as SessionCommands;
   const { idleMs, absoluteMs } = options.ttl;
 
   const read = async (sessionId: string, extendBy: number): Promise<UserSession | null> => {
-    const reply = await call(() => redis.eval(READ, 1, hashToken(sessionId), extendBy));
+    const reply = await call(() => scripts.sessionRead(hashToken(sessionId), extendBy));
     if (!Array.isArray(reply)) return null;
-    const [userId, createdAt, expiresAt, deadline] = reply.map(String);
-    if (userId === undefined) return null;
+    const [userId, createdAt, expiresAt, deadline, email, userCreatedAt] = reply as (string | null)[];
+    if (typeof userId !== 'string') return null;
     return {
       userId,
+      ...(typeof email === 'string' && typeof userCreatedAt === 'string'
+        ? { user: { id: userId, email, createdAt: new Date(Number(userCreatedAt)) } }
+        : {}),
       createdAt: new Date(Number(createdAt)),
       expiresAt: new Date(Number(expiresAt)),
       absoluteExpiresAt: new Date(Number(deadline)),
@@ -91,14 +144,27 @@ export function createRedisUserSessionStore(options: RedisUserSessionOptions): R
   };
 
   return {
-    create: async (userId) => {
+    create: async (user) => {
+      const recorded: SessionUser | undefined = typeof user === 'string' ? undefined : user;
+      const userId = typeof user === 'string' ? user : user.id;
       const { raw, hash } = newToken();
-      const reply = await call(() => redis.eval(CREATE, 1, hash, userId, idleMs, absoluteMs));
+      const reply = await call(() =>
+        scripts.sessionCreate(
+          hash,
+          userKey(userId),
+          userId,
+          idleMs,
+          absoluteMs,
+          recorded?.email ?? '',
+          recorded === undefined ? '' : String(recorded.createdAt.getTime()),
+        ),
+      );
       const [createdAt, expiresAt, deadline] = (reply as unknown[]).map(Number);
       return {
         sessionId: raw,
         session: {
           userId,
+          ...(recorded === undefined ? {} : { user: { ...recorded } }),
           createdAt: new Date(createdAt ?? Number.NaN),
           expiresAt: new Date(expiresAt ?? Number.NaN),
           absoluteExpiresAt: new Date(deadline ?? Number.NaN),
@@ -108,6 +174,8 @@ export function createRedisUserSessionStore(options: RedisUserSessionOptions): R
     get: (sessionId) => read(sessionId, 0),
     touch: (sessionId) => read(sessionId, idleMs),
     destroy: async (sessionId) => (await call(() => redis.del(hashToken(sessionId)))) > 0,
+    destroyForUser: async (userId) =>
+      Number(await call(() => scripts.sessionDestroyForUser(userKey(userId)))),
     ready: async () => {
       if (redis.status === 'ready') return;
       await call(

@@ -1,14 +1,21 @@
 // The tunnel's whole flow: an agent dials GET /api/agent/connect with its session token, the API
-// checks the token before upgrading, registers the connection (closing the one it replaces),
-// heartbeats it (PING, presence, token re-check) and forwards requests over it until it closes.
+// checks the token before upgrading, registers the connection (closing the one it replaces, here or
+// on another instance), heartbeats it (PING, presence, token re-check, registry refresh) and
+// forwards requests over it until it closes. Requests for agents held by other instances go through
+// them (router.ts).
+import { randomUUID } from 'node:crypto';
 import fastifyWebsocket from '@fastify/websocket';
 import { UpgradeError, systemClock } from '@upgrade/core';
 import type { ServiceApp } from '@upgrade/service';
 import type { WebSocket } from 'ws';
 import { hashToken } from '../tokens.js';
 import { openAgentConnection, type LiveAgentConnection } from './connection.js';
+import { registerInternalTunnelRoutes } from './internal-routes.js';
+import { createUndiciTunnelPeers } from './peers.undici.js';
 import { AGENT_CONNECT_PATH, CLOSE_CODES } from './protocol.js';
-import type { TunnelDeps, TunnelHub, TunnelRequest, TunnelResponse } from './types.js';
+import { createLocalTunnelRegistry, type TunnelClaim } from './registry.js';
+import { createTunnelRouter } from './router.js';
+import type { AgentConnection, TunnelDeps, TunnelHub } from './types.js';
 
 const DEFAULT_HEARTBEAT_MS = 15_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -35,7 +42,36 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
   const maxResponseBytes = deps.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const identities = new WeakMap<object, AgentIdentity>();
   const live = new Set<LiveAgentConnection>();
+  const connectionIds = new WeakMap<AgentConnection, string>();
   let closing = false;
+
+  // Which instance holds which device: this one only, unless a shared registry (Redis) is given.
+  const registry = deps.registry ?? createLocalTunnelRegistry();
+  if (registry.shared && deps.internalToken === undefined) {
+    throw new UpgradeError('CONFIG_INVALID', 'a shared tunnel registry needs TUNNEL_INTERNAL_TOKEN');
+  }
+  const ownPeers =
+    registry.shared && deps.peers === undefined && deps.internalToken !== undefined
+      ? createUndiciTunnelPeers({ internalToken: deps.internalToken })
+      : undefined;
+  const router = createTunnelRouter({
+    tunnels,
+    registry,
+    peers: deps.peers ?? ownPeers,
+    defaultTimeoutMs,
+    logger,
+  });
+  // Registry writes still running, awaited on close before the caller closes Redis under them.
+  const registryWrites = new Set<Promise<unknown>>();
+  const trackWrite = <T>(write: Promise<T>): Promise<T | undefined> => {
+    const settled = write.catch((error: unknown) => {
+      logger.warn({ err: error }, 'could not write the tunnel registry');
+      return undefined;
+    });
+    registryWrites.add(settled);
+    void settled.then(() => registryWrites.delete(settled));
+    return settled;
+  };
 
   // Before the WebSocket plugin's own preClose (when this adds it), so agents hear "going away".
   app.addHook('preClose', async () => closeAll());
@@ -49,11 +85,11 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
   const recordPresence = (
     deviceId: string,
     status: 'online' | 'offline',
-    stillApplies: () => boolean,
+    stillApplies: () => boolean | Promise<boolean>,
   ): void => {
     const previous = presenceWrites.get(deviceId) ?? Promise.resolve();
     const next = previous.then(async () => {
-      if (!stillApplies()) return;
+      if (!(await stillApplies())) return;
       try {
         await devices.recordPresence(deviceId, status, new Date(clock.now()));
       } catch (error) {
@@ -93,6 +129,7 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
       return;
     }
     const { deviceId, tokenHash } = identity;
+    const connectionId = randomUUID();
     const log = logger.child({ deviceId });
     // Beats start with the connection; `beat` (below) runs only once the first interval passes.
     const heartbeat = setInterval(() => void beat(), heartbeatMs);
@@ -105,18 +142,50 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
       onClose: (reason) => {
         clearInterval(heartbeat);
         live.delete(connection);
-        // A replaced connection closing late must not mark the device offline under its successor.
+        // Only while the entry is still this connection's: a newer one may hold it already.
+        const released = trackWrite(registry.release(deviceId, connectionId));
+        // A replaced connection closing late must not mark the device offline under its successor,
+        // here or on another instance.
         if (tunnels.unregister(deviceId, connection)) {
-          recordPresence(deviceId, 'offline', () => tunnels.get(deviceId) === undefined);
+          recordPresence(deviceId, 'offline', async () => {
+            await released;
+            return tunnels.get(deviceId) === undefined && !(await heldElsewhere(deviceId, connectionId));
+          });
         }
         log.info({ reason }, 'agent disconnected');
       },
     });
     live.add(connection);
+    connectionIds.set(connection, connectionId);
     const replaced = tunnels.register(deviceId, connection);
     replaced?.close('replaced by a newer connection of the same device', CLOSE_CODES.replaced);
+    // Claiming tells the instance holding an older connection of this device to close it. Redis
+    // being down does not refuse the agent: local requests work and the heartbeat claims again.
+    const claim = (): TunnelClaim => ({
+      connectionId,
+      connectedAt: connection.connectedAt,
+      lastSeenAt: tunnels.lastSeenAt(deviceId) ?? connection.connectedAt,
+    });
+    void trackWrite(registry.claim(deviceId, claim()));
     log.info({ replaced: replaced !== undefined }, 'agent connected');
     recordPresence(deviceId, 'online', isCurrent);
+
+    // Each beat pushes the registry entry's expiry back; finding it claimed by another connection
+    // (the agent reconnected to another instance) means this one is stale.
+    let registryDown = false;
+    const refreshClaim = async (): Promise<void> => {
+      if (!isCurrent()) return;
+      try {
+        const stillHeld = await registry.refresh(deviceId, claim());
+        if (registryDown) log.info('tunnel registry reachable again');
+        registryDown = false;
+        if (!stillHeld)
+          connection.close('replaced by a newer connection on another instance', CLOSE_CODES.replaced);
+      } catch (error) {
+        if (!registryDown) log.warn({ err: error }, 'could not refresh the tunnel registry entry');
+        registryDown = true;
+      }
+    };
 
     // 3. Heartbeat: each beat sends a PING; a beat that finds the previous PING unanswered and no
     // traffic since closes the connection (a long transfer can queue a PING ack behind DATA frames,
@@ -125,6 +194,7 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
     let awaitingPong = false;
     let activityAtBeat = -1;
     const beat = async (): Promise<void> => {
+      void refreshClaim();
       const activity = connection.activity();
       if (awaitingPong) {
         if (activity === activityAtBeat) connection.close('heartbeat missed');
@@ -165,19 +235,36 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
     wsHandler: accept,
   });
 
+  // 4. Another instance claimed a device connected here: close the stale connection at once (the
+  // next heartbeat's refresh would too), once the registry confirms the claim still stands.
+  registry.onClaim((deviceId, claimedBy) => {
+    const local = tunnels.get(deviceId);
+    if (local === undefined || connectionIds.get(local) === claimedBy) return;
+    void registry.locate(deviceId).then(
+      (holder) => {
+        if (tunnels.get(deviceId) === local && holder?.connectionId !== connectionIds.get(local)) {
+          local.close('replaced by a newer connection on another instance', CLOSE_CODES.replaced);
+        }
+      },
+      () => undefined,
+    );
+  });
+
+  // 5. Other instances send requests for the agents connected here through an internal route.
+  if (registry.shared && deps.internalToken !== undefined) {
+    await registerInternalTunnelRoutes(app, {
+      internalToken: deps.internalToken,
+      forwardLocal: router.forwardLocal,
+      bodyLimit: maxResponseBytes,
+    });
+  }
+
   const hub: TunnelHub = {
-    forward: async (deviceId: string, request: TunnelRequest): Promise<TunnelResponse> => {
-      const connection = tunnels.get(deviceId);
-      if (connection === undefined) {
-        throw new UpgradeError(
-          'UNAVAILABLE',
-          `the agent of device ${deviceId} is not connected; retry once it is online`,
-        );
-      }
-      return connection.send(request, request.timeoutMs ?? defaultTimeoutMs);
-    },
+    forward: router.forward,
     isConnected: (deviceId) => tunnels.get(deviceId) !== undefined,
     lastSeenAt: (deviceId) => tunnels.lastSeenAt(deviceId),
+    presence: router.presence,
+    presenceMany: router.presenceMany,
     count: () => tunnels.count(),
     disconnect: (deviceId, reason = 'disconnected by the API') => {
       const connection = tunnels.get(deviceId);
@@ -193,7 +280,21 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
     const all = [...live];
     for (const connection of all) connection.close('the API is shutting down', CLOSE_CODES.goingAway);
     await Promise.all(all.map((connection) => connection.closed));
-    // The "offline" writes, before the caller closes the database under them.
+    // The registry releases and "offline" writes, before the caller closes Redis and the database.
+    await Promise.all(registryWrites);
     await Promise.all(presenceWrites.values());
+    await ownPeers?.close();
+  }
+
+  /** Whether the registry names another connection of the device (here or elsewhere) than `connectionId`. */
+  async function heldElsewhere(deviceId: string, connectionId: string): Promise<boolean> {
+    try {
+      const holder = await registry.locate(deviceId);
+      return holder !== undefined && holder.connectionId !== connectionId;
+    } catch {
+      // Unknown: the device is written offline as on a single instance; the holder's heartbeat
+      // writes it online again.
+      return false;
+    }
   }
 }

@@ -3,6 +3,7 @@ import type { Clock } from '@upgrade/core';
 import type { ServiceApp } from '@upgrade/service';
 import type { DeviceStore, SessionTokenStore, TunnelSessionStore } from '../ports.js';
 import type { CloseCode } from './protocol.js';
+import type { TunnelHolder, TunnelRegistry } from './registry.js';
 
 /** fastify's logger (pino), as the service's app carries it. */
 export type FastifyBaseLogger = ServiceApp['log'];
@@ -39,6 +40,43 @@ export interface TunnelDeps {
   maxResponseBytes?: number;
   /** Stamps presence records. Default the wall clock. */
   clock?: Clock;
+  /**
+   * Which instance holds which device's tunnel. Default: this instance only (in memory), so a
+   * request reaches only the agents connected here. A shared one (Redis) sends requests for the
+   * other instances' agents on to them, and registers their internal forward route.
+   */
+  registry?: TunnelRegistry;
+  /** `TUNNEL_INTERNAL_TOKEN`, the instances' shared secret for the internal route; required with a shared registry. */
+  internalToken?: string;
+  /** How requests reach another instance. Default: undici to the holder's advertised URL. */
+  peers?: TunnelPeers;
+}
+
+/** How this instance sends a request on to the instance that holds the device's tunnel. */
+export interface TunnelPeers {
+  /**
+   * The agent's answer through `holder`. UNAVAILABLE when the holder cannot be reached, or no longer
+   * holds the device (`details.notHeld`); TIMEOUT and UNREACHABLE as the holder met them.
+   */
+  forward(
+    holder: TunnelHolder,
+    deviceId: string,
+    request: TunnelRequest,
+    timeoutMs: number,
+  ): Promise<TunnelResponse>;
+  close(): Promise<void>;
+}
+
+/** Where a device's tunnel is, across every instance sharing the registry. */
+export interface TunnelPresence {
+  /** Some instance holds the agent's connection now. */
+  connected: boolean;
+  /** This instance holds it. */
+  here: boolean;
+  /** The last heartbeat answered (from the holder's registry entry when it is elsewhere). */
+  lastSeenAt: Date | undefined;
+  /** The holding instance, when connected. */
+  instanceId?: string;
 }
 
 /** One HTTP request for a device's agent. */
@@ -59,12 +97,24 @@ export interface TunnelResponse {
   body: Buffer;
 }
 
-/** The agent connections of this instance, and the way to reach them. */
+/** The agent connections of this instance, and the way to reach them and the other instances' ones. */
 export interface TunnelHub {
-  /** Forwards one HTTP request to the device's agent; UpgradeError UNAVAILABLE (503) when the agent is not connected, TIMEOUT (504) when it does not answer in time. */
+  /**
+   * Forwards one HTTP request to the device's agent, over this instance's connection or through the
+   * instance holding it; UpgradeError UNAVAILABLE (503) when the agent is not connected anywhere,
+   * its instance cannot be reached or the registry (Redis) is down, TIMEOUT (504) when it does not
+   * answer in time.
+   */
   forward(deviceId: string, request: TunnelRequest): Promise<TunnelResponse>;
+  /** Whether the agent is connected to this instance. */
   isConnected(deviceId: string): boolean;
+  /** The agent's last answered heartbeat on this instance. */
   lastSeenAt(deviceId: string): Date | undefined;
+  /** Whether and where the agent is connected, on any instance; UNAVAILABLE when the registry is down and the agent is not here. */
+  presence(deviceId: string): Promise<TunnelPresence>;
+  /** `presence` for many devices in one registry round trip, in the order given. */
+  presenceMany(deviceIds: readonly string[]): Promise<TunnelPresence[]>;
+  /** Agents connected to this instance. */
   count(): number;
   /**
    * Closes the device's connection now (e.g. right after unpairing, instead of waiting for the
