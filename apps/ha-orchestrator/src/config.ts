@@ -67,6 +67,11 @@ export const EnvSchema = Type.Object({
   }),
   SSH_CONNECT_TIMEOUT_MS: Ms(10_000, 'SSH connect + handshake', 1),
   SSH_CALL_TIMEOUT_MS: Ms(120_000, 'default deadline of one agent call', 1),
+  SSH_KEEPALIVE_INTERVAL_MS: Ms(
+    5_000,
+    'SSH keepalive on the reused connection; 3 unanswered make the node unreachable, so keep 4x it below healthCheckTimeoutMs',
+    1,
+  ),
   VIP: Type.String({ minLength: 1, description: 'the virtual IP keepalived moves between the nodes' }),
   SIGNING_PUBLIC_KEYS_DIR: Type.Optional(
     Type.String({ minLength: 1, description: 'directory of *.pem ed25519 public keys trusted for packages' }),

@@ -62,6 +62,7 @@ export function createSshCluster(config: HaConfig): Cluster {
       agentCommand: node.agentCommand,
       connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
       callTimeoutMs: config.SSH_CALL_TIMEOUT_MS,
+      keepaliveIntervalMs: config.SSH_KEEPALIVE_INTERVAL_MS,
     }),
   );
   if (a === undefined || b === undefined) throw new Error('HA_NODES must list two nodes');

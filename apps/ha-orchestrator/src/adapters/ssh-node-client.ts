@@ -54,6 +54,8 @@ export function createSshNodeClient(options: SshNodeOptions): NodeClient {
   const log = options.logger;
   let current: Promise<Client> | null = null;
   let stagingDir: string | null = null;
+  /** The TIMEOUT errors `bounded` aborts its calls with, to tell them from a caller's abort. */
+  const callTimeouts = new WeakSet<object>();
 
   const unreachable = (message: string, cause?: unknown, retryable = true): UpgradeError =>
     new UpgradeError('UNREACHABLE', `${options.id} (${address}): ${message}`, {
@@ -149,7 +151,10 @@ export function createSshNodeClient(options: SshNodeOptions): NodeClient {
     }
   };
 
-  /** Runs `fn` under the call's deadline and the caller's signal. */
+  /**
+   * Runs `fn` under the call's deadline and the caller's signal. The signal's reason tells the two
+   * apart: the call's own TIMEOUT, or the caller's abort.
+   */
   const bounded = async <T>(
     what: string,
     callOptions: CallOptions | undefined,
@@ -167,6 +172,7 @@ export function createSshNodeClient(options: SshNodeOptions): NodeClient {
       },
     );
     const timer = setTimeout(() => controller.abort(timeout), timeoutMs);
+    callTimeouts.add(timeout);
     const onOuter = (): void => controller.abort(abortError(outer ?? controller.signal));
     outer?.addEventListener('abort', onOuter, { once: true });
     try {
@@ -177,14 +183,22 @@ export function createSshNodeClient(options: SshNodeOptions): NodeClient {
     }
   };
 
-  /** The connection, or the deadline's reason when it comes first. */
+  /**
+   * The connection, or the deadline's reason when it comes first. A call whose own deadline passes
+   * before it has a connection (a reused one found dead, and no new handshake in the time left)
+   * could not reach the node: UNREACHABLE, not a slow agent's TIMEOUT.
+   */
   const connectionWithin = (signal: AbortSignal): Promise<Client> =>
     new Promise<Client>((resolve, reject) => {
+      const stopped = (): UpgradeError =>
+        callTimeouts.has(signal.reason as object)
+          ? unreachable(`no SSH connection before the call's deadline (${(signal.reason as Error).message})`)
+          : abortError(signal);
       if (signal.aborted) {
-        reject(abortError(signal));
+        reject(stopped());
         return;
       }
-      const onAbort = (): void => reject(abortError(signal));
+      const onAbort = (): void => reject(stopped());
       signal.addEventListener('abort', onAbort, { once: true });
       connection().then(
         (client) => {

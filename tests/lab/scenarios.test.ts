@@ -1,0 +1,348 @@
+// ha-orchestrator end to end on the two-node lab: the built service as a process, driven through its
+// REST API only, upgrading a real pair (sshd, keepalived, PostgreSQL primary/standby, the
+// application stand-in, config sync) while a client hits the VIP. One lab for the file, put back to
+// its start between scenarios (resetLab).
+//   LAB_ADVERT_INT=1 pnpm --filter @upgrade/tests test -- scenarios   (default advert_int 0.1)
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { appHealth, eventually, readPair, resetLab } from './cluster.js';
+import { checkLab, standInJar, startLab, stopLab, type Lab, type LabOptions } from './lab.js';
+import { formatLoadReport, startLoad, type LoadReport } from './load.js';
+import {
+  ORCHESTRATOR_CLI,
+  startOrchestrator,
+  type Orchestrator,
+  type Progress,
+  type UpgradeParameters,
+} from './orchestrator.js';
+import { buildSignedPackage, createSigningKeys, type SignedPackage } from './package.js';
+import { runCommand } from './run.js';
+
+const options: LabOptions = {
+  dir: process.env.LAB_DIR ?? '/tmp/ha-lab',
+  // 0.1 s adverts make each VIP switch ~0.4 s instead of ~3.5 s; LAB_ADVERT_INT=1 runs the real default.
+  advertInt: process.env.LAB_ADVERT_INT === '1' ? 1 : 0.1,
+  syncIntervalS: 1,
+  fresh: true,
+};
+const availability = await checkLab(options);
+const skipReason = availability.ok ? '' : availability.reason;
+if (!availability.ok) console.warn(`ha-orchestrator lab scenarios SKIPPED: ${skipReason}`);
+
+/**
+ * Health checks every 300 ms, 2 healthy answers in a row, 2 failures tolerated: a bad build is
+ * found in about a second instead of 30 s; the VIP has 10 s per attempt (advert_int 1 takes ~3.5 s).
+ */
+const UPGRADE: UpgradeParameters = {
+  healthRetryIntervalMs: 300,
+  healthyChecksRequired: 2,
+  healthRetries: 2,
+  healthCheckTimeoutMs: 8_000,
+  vipSwitchTimeoutMs: 10_000,
+  vipSwitchRetries: 1,
+  replicationTimeoutMs: 15_000,
+  upgradeTimeoutMs: 120_000,
+};
+
+const OLD = '1.0.0';
+const NEW = '2.0.0';
+/** The application's table before the upgrade (created in beforeAll), and the release's schema change. */
+const APP_TABLE = 'app_settings';
+const SCHEMA = [
+  {
+    path: 'sql/001_add_upgraded_to.sql',
+    sql:
+      `alter table ${APP_TABLE} add column upgraded_to text; ` +
+      `update ${APP_TABLE} set upgraded_to = '${NEW}';`,
+  },
+];
+const COLUMN_EXISTS =
+  `select count(*) from information_schema.columns ` +
+  `where table_name = '${APP_TABLE}' and column_name = 'upgraded_to'`;
+
+/** Steps of a complete run, in order (node ids: node-a the primary, node-b the standby). */
+const COMPLETE_STEPS = [
+  'prepare.check',
+  'prepare.rsync_pause',
+  'backup.create node-b',
+  'backup.verify node-b',
+  'backup.create node-a',
+  'backup.verify node-a',
+  'standby.schema_stage node-a',
+  'standby.schema_apply node-a',
+  'standby.replication node-b',
+  'standby.stage node-b',
+  'standby.stop node-b',
+  'standby.install node-b',
+  'standby.start node-b',
+  'standby.health node-b',
+  'vip.switch node-b',
+  'vip.health node-b',
+  'master.replication node-a',
+  'master.stage node-a',
+  'master.stop node-a',
+  'master.install node-a',
+  'master.start node-a',
+  'master.health node-a',
+  'verify.rsync_resume',
+  'verify.config',
+  'verify.health',
+  'verify.replication',
+  'verify.vip',
+  'verify.downtime',
+];
+
+const stepName = (s: Progress['finished_steps'][number]): string =>
+  s.node_id === null ? s.step : `${s.step} ${s.node_id}`;
+
+describe.skipIf(!availability.ok)(
+  `ha-orchestrator on the two-node lab${skipReason === '' ? '' : ` (skipped: ${skipReason})`}`,
+  () => {
+    let lab: Lab;
+    let orchestrator: Orchestrator;
+    const keys = createSigningKeys();
+    const release = (jar: Buffer, version = NEW): SignedPackage =>
+      buildSignedPackage({ version, jar, schemaScripts: SCHEMA }, keys);
+
+    beforeAll(async () => {
+      if (!existsSync(ORCHESTRATOR_CLI))
+        throw new Error(
+          `${ORCHESTRATOR_CLI} is missing: run \`pnpm --filter @upgrade/ha-orchestrator build\``,
+        );
+      const started = Date.now();
+      lab = await startLab(options);
+      await lab.psql(
+        'node-a',
+        `create table ${APP_TABLE} (key text primary key, value text); ` +
+          `insert into ${APP_TABLE} values ('greeting', 'hello')`,
+      );
+      orchestrator = await startOrchestrator({ lab, keys, upgrade: UPGRADE });
+      console.log(
+        `lab (advert_int ${lab.advertInt}) and orchestrator up in ${Date.now() - started} ms; ` +
+          `upgrade_config ${JSON.stringify(UPGRADE)}`,
+      );
+    }, 120_000);
+
+    afterAll(async () => {
+      await orchestrator?.stop();
+      await stopLab(options);
+    }, 90_000);
+
+    beforeEach(async () => {
+      await resetLab(lab);
+      // The schema as before any upgrade: a scenario whose rollback could not reach the database
+      // primary leaves the change in place.
+      await lab.psql('node-a', `alter table ${APP_TABLE} drop column if exists upgraded_to`);
+    }, 60_000);
+
+    /** Triggers `pkg` with load on the VIP; returns the final progress and the load report. */
+    async function upgradeUnderLoad(
+      pkg: SignedPackage,
+      during?: (taskId: string) => Promise<void>,
+    ): Promise<{ taskId: string; final: Progress; load: LoadReport; wallMs: number }> {
+      const load = startLoad({ url: `${lab.vipUrl}/`, intervalMs: 20, timeoutMs: 1000 });
+      try {
+        const started = Date.now();
+        const trigger = await orchestrator.trigger(pkg);
+        expect(trigger.status, JSON.stringify(trigger.body)).toBe(201);
+        const taskId = trigger.body.task_id;
+        await during?.(taskId);
+        const final = await orchestrator.waitFinal(taskId, 180_000);
+        return { taskId, final, load: await load.stop(), wallMs: Date.now() - started };
+      } catch (error) {
+        await load.stop();
+        throw error;
+      }
+    }
+
+    const describeRun = (r: { final: Progress; load: LoadReport; wallMs: number }): string =>
+      `${r.final.state} in ${r.wallMs} ms, recorded downtime ${r.final.downtime_ms ?? '-'} ms; ` +
+      `clients: ${formatLoadReport(r.load)}`;
+
+    it('1. rolling upgrade under load: both nodes on the new version, VIP on the former standby', async () => {
+      const run = await upgradeUnderLoad(release(standInJar(NEW)));
+      console.log(`scenario 1 (advert_int ${lab.advertInt}): ${describeRun(run)}`);
+      const { final } = run;
+      expect(final.state, final.last_message ?? '').toBe('COMPLETE');
+      expect(final).toMatchObject({
+        percent: 100,
+        error: null,
+        from_version: OLD,
+        to_version: NEW,
+        primary_before: 'node-a',
+        primary_after: 'node-b',
+      });
+      expect(final.downtime_ms).toEqual(expect.any(Number));
+
+      // Every step recorded, in order, none failed; every state entered once, in order.
+      expect(final.finished_steps.map(stepName).filter((s) => !s.startsWith('cleanup.'))).toEqual(
+        COMPLETE_STEPS,
+      );
+      expect(final.finished_steps.every((s) => s.status === 'succeeded')).toBe(true);
+      const logs = await orchestrator.logs(run.taskId);
+      expect(logs.filter((l) => l.to_state !== null).map((l) => l.to_state)).toEqual([
+        'PREPARE',
+        'BACKUP',
+        'UPGRADE_BACKUP',
+        'VIP_SWITCH',
+        'UPGRADE_MASTER',
+        'VERIFY',
+        'COMPLETE',
+      ]);
+      expect(logs.filter((l) => l.level === 'ERROR')).toEqual([]);
+
+      // The pair as seen from outside the orchestrator.
+      const pair = await readPair(lab);
+      expect(pair.apps['node-a']).toMatchObject({ status: 200, version: NEW });
+      expect(pair.apps['node-b']).toMatchObject({ status: 200, version: NEW });
+      expect(pair.vipHolders).toEqual(['node-b']);
+      expect(pair.replication).toBe('node-b streaming async');
+      expect(pair.replicationCaughtUp).toBe(true);
+      expect(await lab.psql('node-b', `select upgraded_to from ${APP_TABLE}`)).toBe(NEW);
+      expect(pair.rsyncUnitActive).toEqual({ 'node-a': true, 'node-b': true });
+      expect(pair.rsync['node-b']).toMatchObject({ paused: false });
+      expect(pair.configDigests['node-a']).toBe(pair.configDigests['node-b']);
+
+      // What clients saw: the answers moved from node-a to node-b, (almost) nothing failed.
+      expect(run.load.byNode['node-a']).toBeGreaterThan(0);
+      expect(run.load.byNode['node-b']).toBeGreaterThan(0);
+      expect(run.load.failed).toBeLessThanOrEqual(2);
+    }, 240_000);
+
+    it('2. the new version fails its health check on the standby: rolled back, the VIP never moved', async () => {
+      const run = await upgradeUnderLoad(release(standInJar(NEW, 'fail-health')));
+      console.log(`scenario 2: ${describeRun(run)}; last message: ${run.final.last_message}`);
+      const { final } = run;
+      expect(final.state).toBe('FAILED');
+      expect(final.error).toMatchObject({ code: 'HEALTH_CHECK_FAILED' });
+      expect(final.primary_after).toBe('node-a');
+      const steps = final.finished_steps.map((s) => `${stepName(s)} ${s.status}`);
+      expect(steps).toContain('standby.health node-b failed');
+      expect(steps).toContain('rollback.restore node-b succeeded');
+      expect(steps).toContain('rollback.database node-a succeeded');
+      expect(steps.filter((s) => s.startsWith('vip.'))).toEqual([]);
+      expect(steps.filter((s) => s.startsWith('rollback.rsync_resume'))).toEqual([
+        'rollback.rsync_resume node-a succeeded',
+        'rollback.rsync_resume node-b succeeded',
+      ]);
+
+      const pair = await readPair(lab);
+      expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.vipHolders).toEqual(['node-a']);
+      // Every answer came from node-a. The application on node-a is stopped while its database is
+      // restored (the schema change is undone), so clients see refused connections then, but the
+      // VIP itself never went anywhere: no request timed out.
+      expect(run.load.byNode).toEqual({ 'node-a': run.load.ok });
+      expect(Object.keys(run.load.errors).filter((e) => e !== 'ECONNREFUSED' && e !== 'ECONNRESET')).toEqual(
+        [],
+      );
+      expect(pair.rsyncUnitActive['node-b']).toBe(true);
+      expect(pair.rsync['node-b']).toMatchObject({ paused: false });
+      // The schema change was undone with the database restore, and the standby followed.
+      expect(await lab.psql('node-a', COLUMN_EXISTS)).toBe('0');
+      expect(await lab.psql('node-a', `select value from ${APP_TABLE} where key = 'greeting'`)).toBe('hello');
+      await eventually('the standby to follow the restore', 10_000, async () =>
+        (await lab.psql('node-b', COLUMN_EXISTS)) === '0' ? true : undefined,
+      );
+      expect(pair.replication).toBe('node-b streaming async');
+    }, 240_000);
+
+    it('3. the old primary unreachable after the VIP switch: UNREACHABLE, what could be reached rolled back', async () => {
+      let linkDownAt = '';
+      const run = await upgradeUnderLoad(release(standInJar(NEW)), async (taskId) => {
+        await orchestrator.waitFor(taskId, (p) => p.state === 'UPGRADE_MASTER' || p.final, {
+          intervalMs: 50,
+          timeoutMs: 120_000,
+        });
+        const down = await runCommand('ip', ['-n', 'node-a', 'link', 'set', 'eth0', 'down']);
+        expect(down.code, down.stderr).toBe(0);
+        linkDownAt = new Date().toISOString();
+      });
+      try {
+        console.log(`scenario 3 (node-a's link down at ${linkDownAt}): ${describeRun(run)}`);
+        const { final } = run;
+        const logs = await orchestrator.logs(run.taskId);
+        expect(final.state, final.last_message ?? '').toBe('UNREACHABLE');
+        expect(final.error).toMatchObject({ code: 'UNREACHABLE' });
+        expect(final.last_message).toContain('node-a');
+        expect(final.last_message).toContain('unreachable');
+        expect(logs.some((l) => l.level === 'ERROR' && l.message.includes('node-a'))).toBe(true);
+        const steps = final.finished_steps.map((s) => `${stepName(s)} ${s.status}`);
+        // Reached: node-b restored to the old version, its config sync resumed. Not reached: node-a's
+        // side (it never got the new version), said so step by step.
+        expect(steps).toContain('vip.switch node-b succeeded');
+        expect(steps).toContain('rollback.restore node-b succeeded');
+        expect(steps).toContain('rollback.vip node-a skipped');
+        expect(steps).toContain('rollback.rsync_resume node-a skipped');
+        expect(steps).toContain('rollback.rsync_resume node-b succeeded');
+        expect(final.primary_after).toBe('node-b');
+        expect(await appHealth(lab, 'node-b')).toMatchObject({ status: 200, version: OLD });
+        expect(await lab.vipHolders()).toContain('node-b');
+      } finally {
+        await runCommand('ip', ['-n', 'node-a', 'link', 'set', 'eth0', 'up']);
+      }
+      // Healed: the link back, node-a still on the old version, the pair whole again.
+      await eventually('node-a back on the old version', 20_000, async () => {
+        const health = await appHealth(lab, 'node-a');
+        return health.status === 200 && health.version === OLD ? true : undefined;
+      });
+      await resetLab(lab);
+      const pair = await readPair(lab);
+      expect(pair.vipHolders).toEqual(['node-a']);
+      expect(pair.replication).toBe('node-b streaming async');
+    }, 240_000);
+
+    it('4. cancel during the standby upgrade: CANCELLED at a safe point, the pair healthy on the old version', async () => {
+      let cancelledIn = '';
+      const run = await upgradeUnderLoad(release(standInJar(NEW)), async (taskId) => {
+        const p = await orchestrator.waitFor(taskId, (q) => q.state === 'UPGRADE_BACKUP' || q.final, {
+          intervalMs: 50,
+          timeoutMs: 120_000,
+        });
+        cancelledIn = `${p.state} (${p.current_step ?? '-'})`;
+        const cancel = await orchestrator.cancel(taskId, 'operator stopped the change window');
+        expect(cancel.status, JSON.stringify(cancel.body)).toBe(202);
+      });
+      console.log(`scenario 4 (cancel sent in ${cancelledIn}): ${describeRun(run)}`);
+      const { final } = run;
+      expect(final.state, final.last_message ?? '').toBe('CANCELLED');
+      expect(final.error).toBeNull();
+      expect(final.last_message).toContain('operator stopped the change window');
+      const steps = final.finished_steps.map((s) => `${stepName(s)} ${s.status}`);
+      expect(steps.filter((s) => s.startsWith('vip.'))).toEqual([]);
+      expect(steps.some((s) => s.endsWith('failed'))).toBe(false);
+      expect(steps).toContain('rollback.rsync_resume node-b succeeded');
+
+      const pair = await readPair(lab);
+      expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.vipHolders).toEqual(['node-a']);
+      expect(pair.rsyncUnitActive['node-b']).toBe(true);
+      expect(pair.rsync['node-b']).toMatchObject({ paused: false });
+      expect(pair.replication).toBe('node-b streaming async');
+      expect(run.load.byNode).toEqual({ 'node-a': run.load.ok });
+      expect(run.load.failed).toBe(0);
+    }, 240_000);
+
+    it('5. restore from backup after a completed upgrade: both nodes back on the old version', async () => {
+      const run = await upgradeUnderLoad(release(standInJar(NEW)));
+      expect(run.final.state, run.final.last_message ?? '').toBe('COMPLETE');
+      const started = Date.now();
+      const restore = await orchestrator.rollback(run.taskId);
+      console.log(
+        `scenario 5: upgrade ${describeRun(run)}; restore answered ${restore.status} in ${Date.now() - started} ms`,
+      );
+      expect(restore.status, JSON.stringify(restore.body)).toBe(200);
+      expect(restore.body).toMatchObject({ task_id: run.taskId, state: 'COMPLETE' });
+      const pair = await readPair(lab);
+      expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.rsync['node-b']).toMatchObject({ paused: false });
+      expect(pair.replication).toBe('node-b streaming async');
+      expect(await lab.psql('node-a', COLUMN_EXISTS)).toBe('0');
+      const logs = await orchestrator.logs(run.taskId);
+      expect(logs.some((l) => l.message.includes('restore from the backups'))).toBe(true);
+    }, 240_000);
+  },
+);
