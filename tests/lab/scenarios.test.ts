@@ -48,17 +48,21 @@ const OLD = '1.0.0';
 const NEW = '2.0.0';
 /** The application's table before the upgrade (created in beforeAll), and the release's schema change. */
 const APP_TABLE = 'app_settings';
+const NEW_TABLE = 'app_history';
 const SCHEMA = [
   {
     path: 'sql/001_add_upgraded_to.sql',
     sql:
       `alter table ${APP_TABLE} add column upgraded_to text; ` +
-      `update ${APP_TABLE} set upgraded_to = '${NEW}';`,
+      `update ${APP_TABLE} set upgraded_to = '${NEW}'; ` +
+      `create table ${NEW_TABLE} (id serial primary key, note text);`,
   },
 ];
-const COLUMN_EXISTS =
-  `select count(*) from information_schema.columns ` +
-  `where table_name = '${APP_TABLE}' and column_name = 'upgraded_to'`;
+/** How many of the schema change's two objects (a new column, a new table) exist: 0 or 2. */
+const SCHEMA_CHANGE_OBJECTS =
+  `select (select count(*) from information_schema.columns ` +
+  `where table_name = '${APP_TABLE}' and column_name = 'upgraded_to') + ` +
+  `(select count(*) from pg_tables where tablename = '${NEW_TABLE}')`;
 
 /** Steps of a complete run, in order (node ids: node-a the primary, node-b the standby). */
 const COMPLETE_STEPS = [
@@ -132,7 +136,10 @@ describe.skipIf(!availability.ok)(
       await resetLab(lab);
       // The schema as before any upgrade: a scenario whose rollback could not reach the database
       // primary leaves the change in place.
-      await lab.psql('node-a', `alter table ${APP_TABLE} drop column if exists upgraded_to`);
+      await lab.psql(
+        'node-a',
+        `alter table ${APP_TABLE} drop column if exists upgraded_to; drop table if exists ${NEW_TABLE}`,
+      );
     }, 60_000);
 
     /** Triggers `pkg` with load on the VIP; returns the final progress and the load report. */
@@ -199,6 +206,7 @@ describe.skipIf(!availability.ok)(
       expect(pair.replication).toBe('node-b streaming async');
       expect(pair.replicationCaughtUp).toBe(true);
       expect(await lab.psql('node-b', `select upgraded_to from ${APP_TABLE}`)).toBe(NEW);
+      expect(await lab.psql('node-b', SCHEMA_CHANGE_OBJECTS)).toBe('2');
       expect(pair.rsyncUnitActive).toEqual({ 'node-a': true, 'node-b': true });
       expect(pair.rsync['node-b']).toMatchObject({ paused: false });
       expect(pair.configDigests['node-a']).toBe(pair.configDigests['node-b']);
@@ -239,11 +247,12 @@ describe.skipIf(!availability.ok)(
       );
       expect(pair.rsyncUnitActive['node-b']).toBe(true);
       expect(pair.rsync['node-b']).toMatchObject({ paused: false });
-      // The schema change was undone with the database restore, and the standby followed.
-      expect(await lab.psql('node-a', COLUMN_EXISTS)).toBe('0');
+      // The schema change (new column and new table) was undone with the database restore, and the
+      // standby followed.
+      expect(await lab.psql('node-a', SCHEMA_CHANGE_OBJECTS)).toBe('0');
       expect(await lab.psql('node-a', `select value from ${APP_TABLE} where key = 'greeting'`)).toBe('hello');
       await eventually('the standby to follow the restore', 10_000, async () =>
-        (await lab.psql('node-b', COLUMN_EXISTS)) === '0' ? true : undefined,
+        (await lab.psql('node-b', SCHEMA_CHANGE_OBJECTS)) === '0' ? true : undefined,
       );
       expect(pair.replication).toBe('node-b streaming async');
     }, 240_000);
@@ -340,7 +349,7 @@ describe.skipIf(!availability.ok)(
       expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
       expect(pair.rsync['node-b']).toMatchObject({ paused: false });
       expect(pair.replication).toBe('node-b streaming async');
-      expect(await lab.psql('node-a', COLUMN_EXISTS)).toBe('0');
+      expect(await lab.psql('node-a', SCHEMA_CHANGE_OBJECTS)).toBe('0');
       const logs = await orchestrator.logs(run.taskId);
       expect(logs.some((l) => l.message.includes('restore from the backups'))).toBe(true);
     }, 240_000);

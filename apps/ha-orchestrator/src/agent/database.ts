@@ -53,14 +53,38 @@ export async function dumpDatabase(ctx: AgentContext, file: string): Promise<voi
   check(await ctx.run(args, { env: db.env }), `${db.dump[0] ?? 'dump'} of ${db.dbname}`, 'UNAVAILABLE');
 }
 
+/** The database every cluster has, to connect to while the configured one is dropped and recreated. */
+const MAINTENANCE_DB = 'postgres';
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
 /**
- * Restores a custom-format dump over the database: drops what the dump contains first. PostgreSQL:
- * `pg_restore --clean --if-exists --exit-on-error`; GaussDB's gs_restore: `-c -e` (no --if-exists).
+ * Puts the database back exactly as dumped: drops it and recreates it from the dump, so objects a
+ * schema change added (tables, functions, indexes) are gone too, which restoring over it with
+ * `--clean` would leave behind (it drops only what the dump holds). Services must be stopped.
+ * PostgreSQL: `DROP DATABASE ... WITH (FORCE)` (ends stray connections), then `pg_restore --create`
+ * from the maintenance database; GaussDB: `DROP DATABASE` (no FORCE), then `gs_restore -C`.
  */
 export async function restoreDatabase(ctx: AgentContext, file: string): Promise<void> {
   const db = ctx.config.database;
-  const flags = db.kind === 'postgresql' ? ['--clean', '--if-exists', '--exit-on-error'] : ['-c', '-e'];
-  const args = [...db.restore, ...connection(db), '-d', db.dbname, ...flags, file];
+  const force = db.kind === 'postgresql' ? ' WITH (FORCE)' : '';
+  const drop = [
+    ...db.client,
+    ...connection(db),
+    '-d',
+    MAINTENANCE_DB,
+    '-X',
+    '-q',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-c',
+    `DROP DATABASE IF EXISTS ${quoteIdent(db.dbname)}${force}`,
+  ];
+  check(await ctx.run(drop, { env: db.env }), `dropping ${db.dbname} before its restore`, 'ROLLBACK_FAILED');
+  const flags = db.kind === 'postgresql' ? ['--create', '--exit-on-error'] : ['-C', '-e'];
+  const args = [...db.restore, ...connection(db), '-d', MAINTENANCE_DB, ...flags, file];
   check(await ctx.run(args, { env: db.env }), `restore of ${db.dbname}`, 'ROLLBACK_FAILED');
 }
 
