@@ -67,6 +67,13 @@ check() {
   [ "$(id -u)" = 0 ] || die "$EXIT_NOT_ROOT" "must run as root (network namespaces, sshd on port 22, keepalived)"
   local missing=()
   local cmd
+  # Debian packages first (keepalived, openssh-server, rsync, iproute2), unless LAB_INSTALL=0.
+  for cmd in ip keepalived sshd rsync; do
+    if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ "${LAB_INSTALL:-1}" = 1 ]; then
+      bash "$REPO_ROOT/scripts/ensure-system-packages.sh" >&2 || true
+      break
+    fi
+  done
   for cmd in ip keepalived sshd ssh ssh-keygen rsync unshare runuser setsid; do
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
   done
