@@ -50,6 +50,11 @@ export const EnvSchema = Type.Object({
     description: 'retries in a row without progress',
   }),
   DOWNLOAD_RETRY_DELAY_MS: Ms(1_000, 'first retry delay, doubled per retry'),
+  DOWNLOAD_CHECKPOINT_BYTES: Bytes(
+    64 * 1024 * 1024,
+    'a download checkpoint (fsync + state.json) every this many bytes, or every DOWNLOAD_CHECKPOINT_INTERVAL_MS',
+  ),
+  DOWNLOAD_CHECKPOINT_INTERVAL_MS: Ms(5_000, 'a download checkpoint at least this often while bytes arrive'),
   UNPACK_MAX_ENTRY_BYTES: Bytes(512 * 1024 * 1024, 'largest file in a package'),
   UNPACK_MAX_TOTAL_BYTES: Bytes(2 * 1024 * 1024 * 1024, 'largest unpacked package'),
   UNPACK_MAX_ENTRIES: Type.Integer({ default: 50_000, minimum: 1, description: 'most files in a package' }),

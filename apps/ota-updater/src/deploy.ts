@@ -202,6 +202,20 @@ export async function resumeDeploy(
   return rollBack(deps, run, interrupted(), 'previous');
 }
 
+/**
+ * Finishes a deploy that had already ended when a restart cut it: its last phase (`rolled_back` or
+ * `failed`) was saved, what rollBack does after that save may not have run. Crash leftovers go (a
+ * `.trash-` directory half deleted), and after a rollback the failed version is deleted and
+ * retention applied, so the device ends as an uninterrupted rollback leaves it. After `failed` the
+ * failed version stays, as it does without a restart.
+ */
+export async function finishEndedDeploy(deps: DeployDeps, record: DeployRecord): Promise<void> {
+  await cleanupStaleFiles(deps.root);
+  if (record.phase !== 'rolled_back') return;
+  await removeVersion(deps.root, record.version).catch(() => false);
+  await pruneQuietly(deps);
+}
+
 async function startAndCommit(
   deps: DeployDeps,
   run: PhaseRun,

@@ -36,11 +36,16 @@ export interface TransferSettings {
   retries: number;
   retryDelayMs: number;
   checkpointBytes: number;
+  checkpointIntervalMs: number;
 }
 
 /** One download's requests: attempts, retries and restarts, and what each answer means. */
 export class Transfer {
   private lastCheckpoint: number;
+  private lastCheckpointAt: number;
+  /** A checkpoint taken while the body streams on; its failure fails the download. */
+  private background: Promise<void> | null = null;
+  private backgroundFailure: { error: unknown } | null = null;
 
   constructor(
     private readonly request: DownloadRequest,
@@ -53,6 +58,7 @@ export class Transfer {
     private readonly callbacks: DownloadCallbacks,
   ) {
     this.lastCheckpoint = file.offset;
+    this.lastCheckpointAt = settings.clock.now();
   }
 
   /** Attempts until the body ended cleanly, retrying interruptions that leave hope. */
@@ -67,7 +73,12 @@ export class Transfer {
       attempts++;
       let outcome: 'done' | 'restart';
       try {
-        outcome = await this.attempt();
+        try {
+          outcome = await this.attempt();
+        } finally {
+          // Whatever ended the attempt, the bytes received are written before anything else.
+          await this.settleWrites();
+        }
       } catch (error) {
         if (!(error instanceof Interrupted)) throw error;
         fruitless = this.file.offset > before ? 1 : fruitless + 1;
@@ -86,14 +97,76 @@ export class Transfer {
     }
   }
 
-  /** A fresh checkpoint of what is on disk, for the caller to persist. */
+  /** A fresh checkpoint of everything received (written and synced first), for the caller to persist. */
   async checkpoint(): Promise<void> {
-    await this.file.sync();
-    this.lastCheckpoint = this.file.offset;
+    await this.settleBackground();
+    let offset: number;
+    try {
+      offset = await this.file.sync();
+    } catch (error) {
+      throw diskFailure(this.file.path, error);
+    }
+    await this.save(offset);
+  }
+
+  /** Waits for the queued writes and a background checkpoint; throws what either failed with. */
+  private async settleWrites(): Promise<void> {
+    try {
+      await this.file.flush();
+    } catch (error) {
+      throw diskFailure(this.file.path, error);
+    }
+    await this.settleBackground();
+  }
+
+  private async settleBackground(): Promise<void> {
+    await this.background;
+    const failure = this.backgroundFailure;
+    this.backgroundFailure = null;
+    if (failure !== null) throw failure.error;
+  }
+
+  /**
+   * Every `checkpointBytes` or `checkpointIntervalMs`, whichever comes first: the bytes already in
+   * the file are synced and announced while the body streams on. Resuming needs no more: the
+   * partial file is re-hashed up to the checkpoint.
+   */
+  private maybeCheckpoint(): void {
+    if (this.background !== null) return;
+    // Counted on received bytes: the checkpoint writes the batch still in memory before its fsync.
+    const gained = this.file.offset - this.lastCheckpoint;
+    if (gained <= 0) return;
+    const now = this.settings.clock.now();
+    if (
+      gained < this.settings.checkpointBytes &&
+      now - this.lastCheckpointAt < this.settings.checkpointIntervalMs
+    )
+      return;
+    this.lastCheckpointAt = now;
+    this.background = (async () => {
+      let offset: number;
+      try {
+        offset = await this.file.sync();
+      } catch (error) {
+        throw diskFailure(this.file.path, error);
+      }
+      await this.save(offset);
+    })()
+      .catch((error: unknown) => {
+        this.backgroundFailure ??= { error };
+      })
+      .finally(() => {
+        this.background = null;
+      });
+  }
+
+  private async save(offset: number): Promise<void> {
+    this.lastCheckpoint = offset;
+    this.lastCheckpointAt = this.settings.clock.now();
     const checkpoint: DownloadCheckpoint = {
       request: this.request,
       partialPath: this.file.path,
-      offset: this.file.offset,
+      offset,
       etag: this.etag,
     };
     try {
@@ -222,13 +295,14 @@ export class Transfer {
     const size = this.request.packageSize;
     if (this.file.offset + chunk.length > size)
       throw sizeMismatch(this.request, `the server sent more than the expected ${size} bytes`);
+    if (this.backgroundFailure !== null) await this.settleBackground();
     try {
       await this.file.append(chunk);
     } catch (error) {
       throw diskFailure(this.file.path, error);
     }
     this.callbacks.onProgress?.({ received: this.file.offset, total: size });
-    if (this.file.offset - this.lastCheckpoint >= this.settings.checkpointBytes) await this.checkpoint();
+    this.maybeCheckpoint();
   }
 
   private interrupted(error: unknown, stalled: boolean): Error {
@@ -265,6 +339,7 @@ export function sizeMismatch(request: DownloadRequest, what: string): UpgradeErr
 }
 
 function diskFailure(path: string, error: unknown): UpgradeError {
+  if (isUpgradeError(error)) return error;
   const code = (error as NodeJS.ErrnoException | null)?.code;
   return new UpgradeError(
     'DOWNLOAD_FAILED',

@@ -83,16 +83,19 @@ export function verifyPackage(
       `package ${request.version} MD5 is ${digests.md5}, expected ${want}: the file was corrupted in transit or package_md5 is wrong`,
       { details: { expected: want, actual: digests.md5 } },
     );
-  const sha256 = digests.sha256.toString('hex');
-  if (request.packageSha256 !== undefined) {
-    if (!Buffer.from(request.packageSha256, 'hex').equals(digests.sha256))
+  const digest = digests.sha256;
+  if ((request.packageSha256 !== undefined || signing !== null) && digest === null)
+    throw new UpgradeError('INTERNAL', `package ${request.version}: SHA-256 was needed but not computed`);
+  const sha256 = digest?.toString('hex') ?? '';
+  if (request.packageSha256 !== undefined && digest !== null) {
+    if (!Buffer.from(request.packageSha256, 'hex').equals(digest))
       throw new UpgradeError(
         'CHECKSUM_MISMATCH',
         `package ${request.version} SHA-256 is ${sha256}, expected ${request.packageSha256.toLowerCase()}`,
         { details: { expected: request.packageSha256.toLowerCase(), actual: sha256 } },
       );
   }
-  if (signing !== null && !verify(null, digests.sha256, signing.key, signing.signature))
+  if (signing !== null && digest !== null && !verify(null, digest, signing.key, signing.signature))
     throw new UpgradeError(
       'SIGNATURE_INVALID',
       `package ${request.version} signature does not match its content under the configured public key`,

@@ -80,6 +80,8 @@ export async function startOtaUpdater(
       totalTimeoutMs: config.DOWNLOAD_TOTAL_TIMEOUT_MS,
       retries: config.DOWNLOAD_RETRIES,
       retryDelayMs: config.DOWNLOAD_RETRY_DELAY_MS,
+      checkpointBytes: config.DOWNLOAD_CHECKPOINT_BYTES,
+      checkpointIntervalMs: config.DOWNLOAD_CHECKPOINT_INTERVAL_MS,
     },
   });
   const app = await buildApp({

@@ -37,7 +37,8 @@ export interface VerifiedPackage {
   path: string;
   size: number;
   md5: string;
-  sha256: string;
+  /** Hex SHA-256; null when nothing asked for it (no package_sha256, no public key configured). */
+  sha256: string | null;
 }
 
 /** Where a download stands, persisted in state.json so a restart can resume it with HTTP Range. */

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { inflateRawSync } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { UpgradeError, abortError, isUpgradeError } from '@upgrade/core';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
@@ -94,7 +95,7 @@ export async function unpackPackage(
     const temp = join(parent, `${UNPACK_TEMP_PREFIX}${basename(destDir)}-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(temp, { mode: DIR_MODE });
-      const bytes = await extractAll(zip, entries, temp, manifestModes(manifest), limits, options);
+      const bytes = await extractAll(zipPath, zip, entries, temp, manifestModes(manifest), limits, options);
       await moveIntoPlace(temp, destDir, options.replace ?? false);
       return { dir: destDir, manifest, files: entries.filter((e) => !e.isDir).length, bytes };
     } catch (error) {
@@ -185,7 +186,13 @@ async function readManifest(zip: ZipFile, entries: PackageEntry[], version: stri
   return manifest;
 }
 
+/** Entries up to this size are read whole and inflated in one call; larger ones are streamed. */
+const WHOLE_ENTRY_BYTES = 256 * 1024;
+/** Entries written at the same time: enough to overlap the file system's round trips, few enough for memory. */
+const ENTRY_CONCURRENCY = 8;
+
 async function extractAll(
+  zipPath: string,
   zip: ZipFile,
   entries: readonly PackageEntry[],
   temp: string,
@@ -195,42 +202,144 @@ async function extractAll(
 ): Promise<number> {
   const declared = entries.reduce((sum, e) => sum + e.entry.uncompressedSize, 0);
   const budget = { total: 0, max: limits.maxTotalBytes };
+  const files: PackageEntry[] = [];
   const dirs = new Set<string>([temp]);
+  // Every directory first, once, parents before children: no entry waits on a mkdir of its own.
+  const wanted = new Set<string>();
   for (const item of entries) {
-    if (options.signal?.aborted) throw abortError(options.signal);
-    const target = resolve(temp, item.name);
     // Names were checked already; this is the belt to those braces.
-    if (!target.startsWith(temp + sep)) throw bad(`entry "${item.name}" resolves outside the version`);
-    try {
-      if (item.isDir) {
-        await makeDirs(temp, item.name, dirs);
-        continue;
-      }
-      await makeDirs(temp, dirname(item.name), dirs);
-      const counter = byteCounter(item.name, limits.maxEntryBytes, budget, () =>
-        options.onProgress?.(budget.total, declared),
-      );
-      const file = await open(target, 'wx', 0o600);
-      try {
-        // fchmod before the data: the fsync below then makes content and mode durable together.
-        await file.chmod(modes.get(item.name) ?? DEFAULT_FILE_MODE);
-        await pipeline(
-          await zip.openReadStreamPromise(item.entry),
-          counter,
-          fileSink(file),
-          options.signal === undefined ? {} : { signal: options.signal },
-        );
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-    } catch (error) {
-      throw entryError(item.name, error, options.signal);
+    if (!resolve(temp, item.name).startsWith(temp + sep))
+      throw bad(`entry "${item.name}" resolves outside the version`);
+    if (item.isDir) wanted.add(item.name);
+    else {
+      files.push(item);
+      if (dirname(item.name) !== '.') wanted.add(dirname(item.name));
     }
   }
-  // Deepest first, so every directory's entries are durable before the directory holding it.
-  for (const dir of [...dirs].sort((a, b) => b.length - a.length)) await syncDir(dir, DIR_MODE);
+  for (const name of [...wanted].sort()) {
+    try {
+      await makeDirs(temp, name, dirs);
+    } catch (error) {
+      throw entryError(name, error, options.signal);
+    }
+  }
+  const progress = (): void => options.onProgress?.(budget.total, declared);
+  const source = await open(zipPath, 'r');
+  try {
+    await forEachLimited(files, ENTRY_CONCURRENCY, options.signal, async (item) => {
+      try {
+        await extractFile(zip, source, item, join(temp, item.name), modes, limits, budget, options, progress);
+      } catch (error) {
+        throw entryError(item.name, error, options.signal);
+      }
+      progress();
+    });
+  } finally {
+    await source.close();
+  }
+  // Each file was fsync'd before it was closed; the directories make the names durable. All of it
+  // is on disk before the rename that makes the version appear.
+  await forEachLimited([...dirs], ENTRY_CONCURRENCY, options.signal, (dir) => syncDir(dir, DIR_MODE));
   return budget.total;
+}
+
+/** One file entry to `target`, durable (fsync'd) with its mode before this resolves. */
+async function extractFile(
+  zip: ZipFile,
+  source: FileHandle,
+  item: PackageEntry,
+  target: string,
+  modes: ReadonlyMap<string, number>,
+  limits: UnpackLimits,
+  budget: { total: number; max: number },
+  options: UnpackOptions,
+  progress: () => void,
+): Promise<void> {
+  const small =
+    item.entry.uncompressedSize <= WHOLE_ENTRY_BYTES && item.entry.compressedSize <= WHOLE_ENTRY_BYTES;
+  // Read before the file is created, so a damaged entry leaves no file behind it.
+  const data = small ? await readWholeEntry(zip, source, item) : null;
+  const file = await open(target, 'wx', 0o600);
+  try {
+    // fchmod before the data: the fsync below then makes content and mode durable together.
+    await file.chmod(modes.get(item.name) ?? DEFAULT_FILE_MODE);
+    if (data !== null) {
+      countBytes(item.name, data.length, data.length, limits.maxEntryBytes, budget);
+      await writeAll(file, data);
+    } else {
+      await pipeline(
+        await zip.openReadStreamPromise(item.entry),
+        byteCounter(item.name, limits.maxEntryBytes, budget, progress),
+        fileSink(file),
+        options.signal === undefined ? {} : { signal: options.signal },
+      );
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * A small entry's bytes, inflated in one call. The output is bounded by the declared size (checked
+ * against the limits before anything was written) and must match it exactly: a zip bomb that lies
+ * about its size is caught here as it is by the streaming path.
+ */
+async function readWholeEntry(zip: ZipFile, source: FileHandle, item: PackageEntry): Promise<Buffer> {
+  const { entry } = item;
+  const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
+  const raw = Buffer.allocUnsafe(entry.compressedSize);
+  for (let done = 0; done < raw.length;) {
+    const { bytesRead } = await source.read(raw, done, raw.length - done, fileDataStart + done);
+    if (bytesRead === 0) throw bad(`entry "${item.name}" is cut short: the archive ends inside its data`);
+    done += bytesRead;
+  }
+  let data: Buffer;
+  if (entry.compressionMethod === 0) data = raw;
+  else {
+    try {
+      data = inflateRawSync(raw, { maxOutputLength: entry.uncompressedSize + 1 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        throw bad(`entry "${item.name}" inflates to more than its declared ${entry.uncompressedSize} bytes`);
+      throw error;
+    }
+  }
+  if (data.length !== entry.uncompressedSize)
+    throw bad(
+      `entry "${item.name}" holds ${data.length} bytes, its header declares ${entry.uncompressedSize}`,
+    );
+  return data;
+}
+
+/**
+ * Runs `fn` over `items`, at most `limit` at a time, in order of start. The first failure stops new
+ * starts; it is thrown once the running ones have settled, so nothing writes after this returns.
+ */
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const lane = async (): Promise<void> => {
+    while (failure === null && next < items.length) {
+      if (signal?.aborted) {
+        failure = { error: abortError(signal) };
+        return;
+      }
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure !== null) throw (failure as { error: unknown }).error;
 }
 
 async function makeDirs(temp: string, relative: string, dirs: Set<string>): Promise<void> {
@@ -279,7 +388,22 @@ async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
   }
 }
 
-/** Counts inflated bytes against the entry limit and the shared total; fails the stream past either. */
+/** Adds an entry's inflated bytes to its count and the shared total; fails past either limit. */
+function countBytes(
+  name: string,
+  entryBytes: number,
+  added: number,
+  maxEntry: number,
+  budget: { total: number; max: number },
+): void {
+  budget.total += added;
+  if (entryBytes > maxEntry)
+    throw bad(`entry "${name}" inflates to more than the limit of ${maxEntry} bytes`);
+  if (budget.total > budget.max)
+    throw bad(`unpacks to more than the limit of ${budget.max} bytes (at entry "${name}")`);
+}
+
+/** Counts a streamed entry's inflated bytes (see countBytes); fails the stream past either limit. */
 function byteCounter(
   name: string,
   maxEntry: number,
@@ -290,15 +414,14 @@ function byteCounter(
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       entryBytes += chunk.length;
-      budget.total += chunk.length;
-      if (entryBytes > maxEntry)
-        callback(bad(`entry "${name}" inflates to more than the limit of ${maxEntry} bytes`));
-      else if (budget.total > budget.max)
-        callback(bad(`unpacks to more than the limit of ${budget.max} bytes (at entry "${name}")`));
-      else {
-        onChunk();
-        callback(null, chunk);
+      try {
+        countBytes(name, entryBytes, chunk.length, maxEntry, budget);
+      } catch (error) {
+        callback(error as Error);
+        return;
       }
+      onChunk();
+      callback(null, chunk);
     },
   });
 }

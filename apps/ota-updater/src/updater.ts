@@ -12,7 +12,14 @@ import {
   type Clock,
   type ProgressSink,
 } from '@upgrade/core';
-import { deployVersion, resumeDeploy, stageOfPhase, type DeployDeps, type DeployRecord } from './deploy.js';
+import {
+  deployVersion,
+  finishEndedDeploy,
+  resumeDeploy,
+  stageOfPhase,
+  type DeployDeps,
+  type DeployRecord,
+} from './deploy.js';
 import { discardDownload, downloadPackage, downloadPaths, type DownloadOptions } from './download.js';
 import type { DownloadCheckpoint, DownloadRequest, OtaProgress, OtaStage, VerifiedPackage } from './ports.js';
 import { readLinks, type SnapshotLinks } from './snapshots.js';
@@ -426,8 +433,17 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             );
             return;
           }
-          // Killed after the deploy saved its final phase but before the stage: report the outcome
-          // the deploy reached, with its cause, instead of resuming a deploy that already ended.
+          // Killed after the deploy saved its final phase but before the stage: finish its clean-up
+          // and report the outcome it reached, with its cause, instead of resuming a deploy that
+          // already ended.
+          if (record.phase === 'rolled_back' || record.phase === 'failed') {
+            await finishEndedDeploy(deps.deploy, record).catch((error: unknown) =>
+              deps.logger.warn(
+                { err: error, version: record.version },
+                `cleaning up after the ended deploy failed: ${describeError(error)}`,
+              ),
+            );
+          }
           if (record.phase === 'rolled_back') {
             const cause = record.error === null ? '' : `: ${record.error.message}`;
             await update({

@@ -9,7 +9,7 @@
 //
 // Below the harness: the crash points it found, reproduced without timing from the exact state a
 // kill left on disk. Fixed ones stay as regression tests; open ones are `it.fails` (and listed in
-// KNOWN_ISSUES of the harness) until their fix lands.
+// KNOWN_ISSUES of the harness) until their fix lands. None is open today.
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -193,37 +193,51 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
   });
 });
 
-describe('crash points the power-loss harness found (still open)', () => {
+describe('crash points the power-loss harness found (fixed; kept as regression tests): rollback clean-up', () => {
   // Crash point: as above (phase rolled_back saved, stage not yet), but the kill fell in what
   // rollBack() (deploy.ts) does after saving that phase: removeVersion() renames
-  // versions/<failed version> to versions/.trash-<version>-<hex>, fsyncs, then rm -rf's it. The
-  // fix in recover() (updater.ts, `record.phase === 'rolled_back'`) now reports rolled_back at once
-  // and skips resumeDeploy(), which is the only caller of cleanupStaleFiles(): a half-deleted
-  // .trash- directory (kill during the rm) stays under versions/ for good, and a kill before the
-  // rename leaves the failed version itself, listed in GET /versions `others`. An uninterrupted
-  // rollback leaves neither. Harness: `leftover versions/.trash-... in stage rolled_back`,
-  // `stray versions/ in stage rolled_back: 1.1.0`.
-  it.fails(
-    'a rollback killed while deleting the failed version finishes the deletion on restart',
-    async () => {
-      const device = await reproDevice();
-      const pkg = await rollbackKilledAfterLastPhase(device);
-      await unpackPackage(
-        pkg.path,
-        join(device.root, 'versions', '.trash-1.1.0-0badf00d'),
-        DEFAULT_UNPACK_LIMITS,
-        {
-          version: '1.1.0',
-        },
-      );
+  // versions/<failed version> to versions/.trash-<version>-<hex>, fsyncs, then rm -rf's it.
+  // recover() (updater.ts) reported rolled_back at once and skipped resumeDeploy(), then the only
+  // caller of cleanupStaleFiles(): a half-deleted .trash- directory (kill during the rm) stayed
+  // under versions/ for good, and a kill before the rename left the failed version itself, listed
+  // in GET /versions `others`. recover() now runs finishEndedDeploy() (deploy.ts) first, so the
+  // device ends as an uninterrupted rollback leaves it. Harness: `leftover versions/.trash-... in
+  // stage rolled_back`, `stray versions/ in stage rolled_back: 1.1.0`.
+  it('a rollback killed while deleting the failed version finishes the deletion on restart', async () => {
+    const device = await reproDevice();
+    const pkg = await rollbackKilledAfterLastPhase(device);
+    await unpackPackage(
+      pkg.path,
+      join(device.root, 'versions', '.trash-1.1.0-0badf00d'),
+      DEFAULT_UNPACK_LIMITS,
+      {
+        version: '1.1.0',
+      },
+    );
 
-      const service = await device.start();
-      expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
-      expect(await readdir(join(device.root, 'versions'))).toEqual([]);
-    },
-  );
+    const service = await device.start();
+    expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
+    expect(await readdir(join(device.root, 'versions'))).toEqual([]);
+  });
 
-  it.fails('a rollback killed before deleting the failed version deletes it on restart', async () => {
+  it('a deploy killed after saving its phase failed removes crash leftovers and keeps the version, as without a restart', async () => {
+    const device = await reproDevice();
+    const pkg = await rollbackKilledAfterLastPhase(device, 'failed');
+    for (const name of ['1.1.0', '.unpack-1.2.0-0badf00d'])
+      await unpackPackage(pkg.path, join(device.root, 'versions', name), DEFAULT_UNPACK_LIMITS, {
+        version: '1.1.0',
+      });
+
+    const service = await device.start();
+    expect(await settled(service, ['rolling_back'])).toMatchObject({
+      stage: 'failed',
+      error: { code: 'ROLLBACK_FAILED' },
+    });
+    // An uninterrupted deploy ending in `failed` leaves the failed version for the technician.
+    expect(await readdir(join(device.root, 'versions'))).toEqual(['1.1.0']);
+  });
+
+  it('a rollback killed before deleting the failed version deletes it on restart', async () => {
     const device = await reproDevice();
     const pkg = await rollbackKilledAfterLastPhase(device);
     await unpackPackage(pkg.path, join(device.root, 'versions', '1.1.0'), DEFAULT_UNPACK_LIMITS, {
@@ -233,6 +247,7 @@ describe('crash points the power-loss harness found (still open)', () => {
     const service = await device.start();
     expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
     expect(await service.updater.versions()).toMatchObject({ current: 'factory', others: [] });
+    expect(await readdir(join(device.root, 'versions'))).toEqual([]);
   });
 });
 
@@ -241,7 +256,10 @@ describe('crash points the power-loss harness found (still open)', () => {
  * its phase `rolled_back`: state.json at stage rolling_back, `current` already back on the factory,
  * the package still downloaded. Returns the package.
  */
-async function rollbackKilledAfterLastPhase(device: ReproDevice): Promise<{ path: string; size: number }> {
+async function rollbackKilledAfterLastPhase(
+  device: ReproDevice,
+  phase: 'rolled_back' | 'failed' = 'rolled_back',
+): Promise<{ path: string; size: number }> {
   const pkg = await writeAppPackage(device.base, {
     version: '1.1.0',
     unit: UNIT,
@@ -263,7 +281,7 @@ async function rollbackKilledAfterLastPhase(device: ReproDevice): Promise<{ path
       downloaded: { version: '1.1.0', path: zip, size: pkg.size, md5: '', sha256: '' },
       deploy: {
         version: '1.1.0',
-        phase: 'rolled_back',
+        phase,
         from: 'factory',
         previousBefore: null,
         error: cause,

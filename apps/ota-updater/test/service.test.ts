@@ -176,6 +176,12 @@ describe('ota-updater service', () => {
       factory: true,
       others: [],
     });
+    // Reports go to the device API in the background: the last one may land after GET /progress.
+    await waitFor(() => device.deviceApi.accepted.some((p) => p.stage === 'success'), {
+      timeoutMs: 5_000,
+      intervalMs: 20,
+      what: 'the success report at the device API',
+    });
     const stages = [...new Set(device.deviceApi.accepted.map((p) => p.stage))];
     expect(stages).toEqual([
       'idle',

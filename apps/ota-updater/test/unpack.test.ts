@@ -71,6 +71,41 @@ describe('unpackPackage', () => {
     expect(await readdir(versions)).toEqual([VERSION]); // no temp dir left beside it
   });
 
+  it('unpacks many entries at once byte for byte: small ones whole, large ones streamed, stored or deflated', async () => {
+    const large = Buffer.from(Array.from({ length: 700 * 1024 }, (_, i) => (i * 7919) % 251));
+    const small = Array.from({ length: 60 }, (_, i) => ({
+      name: `data/d${i % 6}/sub/f${i}.txt`,
+      data: `file ${i}\n`.repeat(1 + i * 13),
+      compress: i % 2 === 0,
+    }));
+    const entries: ZipEntrySpec[] = [
+      ...base(),
+      { name: 'empty/', dir: true },
+      { name: 'data/zero.bin', data: '' },
+      { name: 'data/large.bin', data: large },
+      { name: 'data/large-stored.bin', data: large, compress: false },
+      ...small,
+    ];
+    const zip = await zipOf(entries);
+    const progress: [number, number][] = [];
+
+    const result = await unpackPackage(zip, join(versions, VERSION), DEFAULT_UNPACK_LIMITS, {
+      version: VERSION,
+      onProgress: (written, total) => progress.push([written, total]),
+    });
+
+    const dir = join(versions, VERSION);
+    expect(result.files).toBe(entries.filter((e) => e.dir !== true).length);
+    expect((await readFile(join(dir, 'data/large.bin'))).equals(large)).toBe(true);
+    expect((await readFile(join(dir, 'data/large-stored.bin'))).equals(large)).toBe(true);
+    expect(await readFile(join(dir, 'data/zero.bin'), 'utf8')).toBe('');
+    for (const e of small) expect(await readFile(join(dir, e.name), 'utf8')).toBe(e.data);
+    expect((await stat(join(dir, 'empty'))).isDirectory()).toBe(true);
+    expect(progress.at(-1)).toEqual([result.bytes, result.bytes]);
+    expect(progress.map(([written]) => written)).toEqual(progress.map(([w]) => w).sort((a, b) => a - b));
+    expect(await readdir(versions)).toEqual([VERSION]);
+  });
+
   it('refuses to overwrite an existing version unless told to replace it', async () => {
     const zip = await zipOf(base());
     await unpack(zip);
