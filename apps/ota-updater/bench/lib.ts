@@ -136,9 +136,17 @@ export async function startService(
   };
 }
 
-/** BENCH_SERVICE_NODE_ARGS split on spaces (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): flags for the service's node. */
+/** The node flags of ExecStart in infra/systemd/ota-updater.service: the bench measures what the printer runs. */
+export const PRODUCTION_NODE_ARGS = ['--max-semi-space-size=1'];
+
+/**
+ * Flags for the service's node: BENCH_SERVICE_NODE_ARGS split on spaces when set (e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/prof`, or an empty string for node's defaults), else PRODUCTION_NODE_ARGS.
+ */
 export function serviceNodeArgs(): string[] {
-  return (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const given = process.env.BENCH_SERVICE_NODE_ARGS;
+  if (given === undefined) return [...PRODUCTION_NODE_ARGS];
+  return given.split(' ').filter((a) => a !== '');
 }
 
 /** A process's memory from /proc, in KiB: VmRSS, its anonymous part (what no page cache can give back), VmHWM. */
