@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // ha-orchestrator [serve] | migrate [up|status] | config [show | set key=value...] | help
-import { migrate, migrationStatus } from '@upgrade/db';
+import { isMigrateSubcommand, runMigrateCommand } from '@upgrade/db';
 import { EXIT_CODES, loadDotenv, runMain } from '@upgrade/service';
 import { createPgUpgradeConfigStore } from './adapters/pg-store.js';
 import { loadDatabaseConfig, loadHaConfig } from './config.js';
@@ -45,23 +45,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 async function runMigrate(sub: string): Promise<void> {
-  if (sub !== 'up' && sub !== 'status') usageError(`unknown migrate command "${sub}" (use up or status)`);
+  if (!isMigrateSubcommand(sub)) usageError(`unknown migrate command "${sub}" (use up or status)`);
   const db = await openHaDatabase({ ...loadDatabaseConfig(), MIGRATE_ON_START: false });
   try {
-    if (sub === 'up') {
-      const applied = await migrate(db, migrationsFolder);
-      console.log(applied.length === 0 ? 'up to date' : applied.map((m) => `applied ${m.tag}`).join('\n'));
-    } else {
-      const status = await migrationStatus(db, migrationsFolder);
-      for (const m of status.applied) console.log(`applied  ${m.tag}`);
-      for (const m of status.pending) console.log(`pending  ${m.tag}`);
-      for (const m of status.skipped)
-        console.log(`skipped  ${m.tag} (older than the last applied one; never applied)`);
-      for (const m of status.unknown)
-        console.log(
-          `unknown  ${m.hash.slice(0, 12)} applied ${m.createdAt.toISOString()} (in the database, not in this build)`,
-        );
-    }
+    for (const line of await runMigrateCommand(db, migrationsFolder, sub)) console.log(line);
   } finally {
     await db.close();
   }

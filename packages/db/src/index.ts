@@ -20,6 +20,13 @@ export type {
 export { ensureDatabase, type EnsureDatabaseOptions } from './ensure-database.js';
 /** Apply and inspect drizzle-kit migration folders, on either driver. */
 export { migrate, migrationStatus, type MigrationStatus } from './migrate.js';
+/** The `migrate up|status` command of the services' CLIs: the lines it prints. */
+export {
+  formatMigrationStatus,
+  isMigrateSubcommand,
+  runMigrateCommand,
+  type MigrateSubcommand,
+} from './migrate-command.js';
 export type { MigrationInfo } from './migrations-folder.js';
 /** Run work in one transaction with mapped errors. */
 export { withTx } from './tx.js';

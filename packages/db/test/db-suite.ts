@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   mapPgError,
   migrate,
+  isMigrateSubcommand,
   migrationStatus,
+  runMigrateCommand,
   translatePgErrors,
   tryAdvisoryLock,
   withTx,
@@ -140,6 +142,26 @@ export function describeDbSuite(name: string, open: () => Promise<DatabaseHandle
         const status = await migrationStatus(handle, branched);
         expect(status.skipped.map((m) => m.tag)).toEqual(['0002_late_branch']);
         expect(status.pending).toEqual([]);
+      });
+
+      it('prints the migrate command lines: status of every kind, and up when nothing is pending', async () => {
+        const branched = await fixtureWithLateBranch();
+        tempDirs.push(branched);
+        expect(await runMigrateCommand(handle, branched, 'status')).toEqual([
+          'applied  0000_create_widgets',
+          'applied  0001_add_parts',
+          'skipped  0002_late_branch (older than the last applied one; never applied)',
+        ]);
+        const older = await fixturePrefix(1);
+        tempDirs.push(older);
+        const lines = await runMigrateCommand(handle, older, 'status');
+        expect(lines[0]).toBe('applied  0000_create_widgets');
+        expect(lines[1]).toMatch(
+          /^unknown {2}[0-9a-f]{12} applied \S+ \(in the database, not in this build\)$/,
+        );
+        expect(await runMigrateCommand(handle, FIXTURE_MIGRATIONS, 'up')).toEqual(['up to date']);
+        expect(isMigrateSubcommand('status')).toBe(true);
+        expect(isMigrateSubcommand('down')).toBe(false);
       });
 
       it('rejects a folder without a journal as a configuration error', async () => {
