@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // ha-orchestrator [serve] | migrate [up|status] | config [show | set key=value...] | help
 import { isMigrateSubcommand, runMigrateCommand } from '@upgrade/db';
-import { EXIT_CODES, loadDotenv, runMain } from '@upgrade/service';
+import { runCli, usageError } from '@upgrade/service';
 import { createPgUpgradeConfigStore } from './adapters/pg-store.js';
 import { loadDatabaseConfig, loadHaConfig } from './config.js';
 import { openHaDatabase, startHaOrchestrator } from './main.js';
@@ -20,29 +20,6 @@ commands:
   help                        this text
 
 configuration comes from the environment and ./.env; see .env.example`;
-
-async function main(argv: string[]): Promise<void> {
-  loadDotenv();
-  const [command = 'serve', ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      await startHaOrchestrator(loadHaConfig());
-      return;
-    case 'migrate':
-      await runMigrate(rest[0] ?? 'up');
-      return;
-    case 'config':
-      await runConfig(rest);
-      return;
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return;
-    default:
-      usageError(`unknown command "${command}"`);
-  }
-}
 
 async function runMigrate(sub: string): Promise<void> {
   if (!isMigrateSubcommand(sub)) usageError(`unknown migrate command "${sub}" (use up or status)`);
@@ -92,10 +69,12 @@ export function parseConfigPairs(pairs: readonly string[]): Partial<UpgradeConfi
   return patch;
 }
 
-/** Bad arguments: one readable line, the usage, exit code 2 (the same as a bad configuration). */
-function usageError(message: string): never {
-  process.stderr.write(`ha-orchestrator: ${message}\n\n${USAGE}\n`);
-  process.exit(EXIT_CODES.config);
-}
-
-await runMain(() => main(process.argv.slice(2)));
+await runCli({
+  name: 'ha-orchestrator',
+  usage: USAGE,
+  commands: {
+    serve: () => startHaOrchestrator(loadHaConfig()),
+    migrate: (args) => runMigrate(args[0] ?? 'up'),
+    config: runConfig,
+  },
+});

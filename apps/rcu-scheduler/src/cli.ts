@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // rcu-scheduler [serve] | migrate [up|status] | report [--since <ISO date | 7d | 24h>] | help
 import { isMigrateSubcommand, runMigrateCommand } from '@upgrade/db';
-import { EXIT_CODES, loadDotenv, runMain } from '@upgrade/service';
+import { runCli, usageError } from '@upgrade/service';
 import { createPgStore } from './adapters/pg-store.js';
 import { loadDatabaseConfig, loadRcuConfig } from './config.js';
 import { openRcuDatabase, startRcuScheduler } from './main.js';
@@ -18,29 +18,6 @@ commands:
   help                   this text
 
 configuration comes from the environment and ./.env; see .env.example`;
-
-async function main(argv: string[]): Promise<void> {
-  loadDotenv();
-  const [command = 'serve', ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      await startRcuScheduler(loadRcuConfig());
-      return;
-    case 'migrate':
-      await runMigrate(rest[0] ?? 'up');
-      return;
-    case 'report':
-      await runReport(rest);
-      return;
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return;
-    default:
-      usageError(`unknown command "${command}"`);
-  }
-}
 
 async function runMigrate(sub: string): Promise<void> {
   if (!isMigrateSubcommand(sub)) usageError(`unknown migrate command "${sub}" (use up or status)`);
@@ -82,10 +59,12 @@ export function parseSince(value: string | undefined, now = Date.now()): Date {
   return date;
 }
 
-/** Bad arguments: one readable line, the usage, exit code 2 (the same as a bad configuration). */
-function usageError(message: string): never {
-  process.stderr.write(`rcu-scheduler: ${message}\n\n${USAGE}\n`);
-  process.exit(EXIT_CODES.config);
-}
-
-await runMain(() => main(process.argv.slice(2)));
+await runCli({
+  name: 'rcu-scheduler',
+  usage: USAGE,
+  commands: {
+    serve: () => startRcuScheduler(loadRcuConfig()),
+    migrate: (args) => runMigrate(args[0] ?? 'up'),
+    report: runReport,
+  },
+});

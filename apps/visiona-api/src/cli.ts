@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // visiona-api [serve] | migrate [up|status] | help
 import { isMigrateSubcommand, openDatabase, runMigrateCommand } from '@upgrade/db';
-import { EXIT_CODES, loadDotenv, runMain } from '@upgrade/service';
+import { runCli, usageError } from '@upgrade/service';
 import { loadMigrateConfig, loadVisionaConfig } from './config.js';
 import * as schema from './db/schema.js';
 import { startVisionaApi } from './main.js';
@@ -15,26 +15,6 @@ commands:
   help                   this text
 
 configuration comes from the environment and ./.env; see .env.example`;
-
-async function main(argv: string[]): Promise<void> {
-  loadDotenv();
-  const [command = 'serve', ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      await startVisionaApi(loadVisionaConfig());
-      return;
-    case 'migrate':
-      await runMigrate(rest[0] ?? 'up');
-      return;
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return;
-    default:
-      usageError(`unknown command "${command}"`);
-  }
-}
 
 async function runMigrate(sub: string): Promise<void> {
   if (!isMigrateSubcommand(sub)) usageError(`unknown migrate command "${sub}" (use up or status)`);
@@ -51,10 +31,11 @@ async function runMigrate(sub: string): Promise<void> {
   }
 }
 
-/** Bad arguments: one readable line, the usage, exit code 2 (the same as a bad configuration). */
-function usageError(message: string): never {
-  process.stderr.write(`visiona-api: ${message}\n\n${USAGE}\n`);
-  process.exit(EXIT_CODES.config);
-}
-
-await runMain(() => main(process.argv.slice(2)));
+await runCli({
+  name: 'visiona-api',
+  usage: USAGE,
+  commands: {
+    serve: () => startVisionaApi(loadVisionaConfig()),
+    migrate: (args) => runMigrate(args[0] ?? 'up'),
+  },
+});
