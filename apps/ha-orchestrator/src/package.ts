@@ -22,7 +22,7 @@ import { mkdir, open, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UpgradeError, isUpgradeError, type ErrorCode } from '@upgrade/core';
+import { UpgradeError, isUpgradeError, unsafePackagePathReason, type ErrorCode } from '@upgrade/core';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import type { UpgradePackage } from './ports.js';
 
@@ -218,7 +218,7 @@ function shaField(value: unknown, at: string): string {
 
 function pathField(value: unknown, at: string): string {
   if (typeof value !== 'string') throw invalidManifest(`${at} must be a relative file path in the package`);
-  const reason = unsafePathReason(value);
+  const reason = unsafePackagePathReason(value);
   if (reason !== null) throw invalidManifest(`${at} "${value}" is refused: ${reason}`);
   if (value.endsWith('/')) throw invalidManifest(`${at} "${value}" names a directory`);
   return value;
@@ -226,23 +226,6 @@ function pathField(value: unknown, at: string): string {
 
 function invalidManifest(problem: string): UpgradeError {
   return packageError('MANIFEST_INVALID', `${MANIFEST_FILE} ${problem}`);
-}
-
-/** Why an entry name may not be written under the unpack directory, or null when it may. */
-export function unsafePathReason(path: string): string | null {
-  if (path.length === 0) return 'empty path';
-  if (path.length > 4096) return 'path longer than 4096 characters';
-  if (path.includes('\0')) return 'NUL character in path';
-  if (path.includes('\\')) return 'backslash in path (only forward slashes are allowed)';
-  if (path.startsWith('/')) return 'absolute path';
-  if (/^[A-Za-z]:/.test(path)) return 'drive letter in path';
-  const segments = (path.endsWith('/') ? path.slice(0, -1) : path).split('/');
-  for (const segment of segments) {
-    if (segment === '..') return "path traversal ('..' segment)";
-    if (segment === '.' || segment === '') return "empty or '.' path segment";
-    if (Buffer.byteLength(segment) > 255) return 'path segment longer than 255 bytes';
-  }
-  return null;
 }
 
 /**
@@ -393,7 +376,7 @@ async function listEntries(zip: ZipFile, limits: UnpackLimits): Promise<PackageE
           true,
         );
         const at = `package entry "${name}"`;
-        const reason = unsafePathReason(name);
+        const reason = unsafePackagePathReason(name);
         if (reason !== null) throw packageError('UNSAFE_ENTRY', `${at} is refused: ${reason}`);
         const type = unixType(entry);
         if (type === S_IFLNK)

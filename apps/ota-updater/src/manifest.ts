@@ -1,7 +1,7 @@
 // The package's manifest.json: what a package installs and which systemd units run it. Checked by
 // hand rather than with a schema library so that every message names the field and the fix, and so
 // the domain does not pull in the HTTP stack.
-import { UpgradeError } from '@upgrade/core';
+import { UpgradeError, unsafePackagePathReason } from '@upgrade/core';
 import type { Manifest, ManifestModule, ServiceSpec } from './ports.js';
 
 /** The manifest's name at the root of the ZIP and of every version snapshot. */
@@ -34,27 +34,6 @@ export function isValidVersion(name: string): boolean {
 /** True when `unit` is a unit name safe to pass to systemctl. */
 export function isValidUnitName(unit: string): boolean {
   return UNIT_PATTERN.test(unit);
-}
-
-/**
- * Why `path` is not a safe relative path inside a package, or null when it is. Shared by the ZIP
- * reader (entry names) and the manifest (file paths) so both refuse exactly the same things.
- * A trailing `/` (a directory entry) is allowed; empty, `.` and `..` segments are not.
- */
-export function unsafePathReason(path: string): string | null {
-  if (path.length === 0) return 'empty path';
-  if (path.length > 4096) return 'path longer than 4096 characters';
-  if (path.includes('\0')) return 'NUL character in path';
-  if (path.includes('\\')) return 'backslash in path (only forward slashes are allowed)';
-  if (path.startsWith('/')) return 'absolute path';
-  if (/^[A-Za-z]:/.test(path)) return 'drive letter in path';
-  const segments = (path.endsWith('/') ? path.slice(0, -1) : path).split('/');
-  for (const segment of segments) {
-    if (segment === '..') return "path traversal ('..' segment)";
-    if (segment === '.' || segment === '') return "empty or '.' path segment";
-    if (Buffer.byteLength(segment) > 255) return 'path segment longer than 255 bytes';
-  }
-  return null;
 }
 
 /**
@@ -150,7 +129,7 @@ function parseFile(value: unknown, at: string): ManifestModule['files'][number] 
   const f = object(value, at);
   onlyKeys(f, ['path', 'mode'], at);
   const path = string(f.path, `${at}.path`);
-  const reason = unsafePathReason(path);
+  const reason = unsafePackagePathReason(path);
   if (reason !== null) throw invalid(`${at}.path "${path}" is refused: ${reason}`);
   if (path.endsWith('/')) throw invalid(`${at}.path "${path}" names a directory; list files only`);
   const mode = parseMode(f.mode);

@@ -8,15 +8,9 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import { UpgradeError, abortError, isUpgradeError } from '@upgrade/core';
+import { UpgradeError, abortError, isUpgradeError, unsafePackagePathReason } from '@upgrade/core';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import {
-  MANIFEST_FILE,
-  MAX_MANIFEST_BYTES,
-  manifestModes,
-  parseManifest,
-  unsafePathReason,
-} from './manifest.js';
+import { MANIFEST_FILE, MAX_MANIFEST_BYTES, manifestModes, parseManifest } from './manifest.js';
 import type { Manifest } from './ports.js';
 
 /** Bounds on what a package may unpack to; checked on declared sizes and on inflated bytes. */
@@ -131,7 +125,7 @@ async function listEntries(zip: ZipFile, limits: UnpackLimits): Promise<PackageE
     for await (const entry of zip.eachEntry()) {
       const name = entryName(entry);
       const at = `entry "${name}"`;
-      const reason = unsafePathReason(name);
+      const reason = unsafePackagePathReason(name);
       if (reason !== null) throw bad(`${at} is refused: ${reason}`);
       const type = unixType(entry);
       if (type === S_IFLNK) throw bad(`${at} is a symbolic link; links are not allowed in a package`);

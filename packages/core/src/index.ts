@@ -35,3 +35,4 @@ export {
   type ProgressUpdate,
 } from './progress.js';
 export { createRotation, initialRotationState, type RotationPolicy, type RotationState } from './rotation.js';
+export { unsafePackagePathReason } from './package-path.js';
