@@ -8,8 +8,7 @@
 import { UpgradeError, describeError, isUpgradeError } from '@upgrade/core';
 import type { BackupKind } from './agent/protocol.js';
 import type { BackupRecord, NodeClient, UpgradeTask } from './ports.js';
-import { NodeCalls, peerOf, startDeadline, type FlowContext } from './flow/context.js';
-import { DowntimeMeter } from './flow/downtime.js';
+import { createFlowContext, peerOf, startDeadline, type FlowContext } from './flow/context.js';
 import { awaitHealthy } from './flow/health.js';
 import {
   SOFTWARE_KINDS,
@@ -64,17 +63,7 @@ export async function restoreFromBackup(deps: UpgradeDeps, taskId: string): Prom
     `restore from the backups of ${taskId}`,
   );
   const rec = new TaskRecorder(deps, task, null);
-  const ctx: FlowContext = {
-    cluster: deps.cluster,
-    config: deps.config,
-    clock: deps.clock,
-    rec,
-    audit: deps.audit,
-    nodes: new NodeCalls(deps.config),
-    meter: new DowntimeMeter(deps.clock),
-    signal: deadline.signal,
-    services: deps.services ?? [],
-  };
+  const ctx = createFlowContext(deps, rec, deadline.signal);
   try {
     await rec.log('WARNING', `restore from the backups of task ${taskId} requested`, {
       backups: [...backups.values()].map((b) => ({ nodeId: b.nodeId, backupId: b.backupId })),

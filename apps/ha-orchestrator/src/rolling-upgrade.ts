@@ -39,8 +39,7 @@ import type {
   UpgradePackage,
   UpgradeTask,
 } from './ports.js';
-import { NodeCalls, peerOf, startDeadline, type FlowContext } from './flow/context.js';
-import { DowntimeMeter } from './flow/downtime.js';
+import { createFlowContext, peerOf, startDeadline, type FlowContext } from './flow/context.js';
 import { awaitHealthy } from './flow/health.js';
 import {
   SOFTWARE_KINDS,
@@ -156,17 +155,7 @@ export async function runRollingUpgrade(
   }
   const deadline = startDeadline(deps.clock, deps.config.upgradeTimeoutMs, `upgrade to ${pkg.version}`);
   const run: Run = {
-    ctx: {
-      cluster: deps.cluster,
-      config: deps.config,
-      clock: deps.clock,
-      rec,
-      audit: deps.audit,
-      nodes: new NodeCalls(deps.config),
-      meter: new DowntimeMeter(deps.clock),
-      signal: deadline.signal,
-      services: deps.services ?? [],
-    },
+    ctx: createFlowContext(deps, rec, deadline.signal),
     pkg,
     cancel: signal,
     cancellable: true,

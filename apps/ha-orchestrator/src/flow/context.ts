@@ -3,7 +3,7 @@
 // answers UNREACHABLE once is remembered as such, so the rollback can skip it and say so.
 import { UpgradeError, abortError, describeError, isUpgradeError, type Clock } from '@upgrade/core';
 import type { AgentOp, ArgsOf, AuditTrail, Cluster, NodeClient, ResultOf, UpgradeConfig } from '../ports.js';
-import type { DowntimeMeter } from './downtime.js';
+import { DowntimeMeter } from './downtime.js';
 import type { TaskRecorder } from './recorder.js';
 
 /**
@@ -36,6 +36,30 @@ export interface FlowContext {
   readonly signal: AbortSignal;
   /** Names of the agent's services, in start order. */
   services: readonly string[];
+}
+
+/** What a flow context is built from: the parts of UpgradeDeps every phase uses. */
+export interface FlowDeps {
+  readonly cluster: Cluster;
+  readonly config: UpgradeConfig;
+  readonly clock: Clock;
+  readonly audit: AuditTrail;
+  readonly services?: readonly string[];
+}
+
+/** A fresh context for one run (upgrade or restore): its own node bookkeeping and downtime meter. */
+export function createFlowContext(deps: FlowDeps, rec: TaskRecorder, signal: AbortSignal): FlowContext {
+  return {
+    cluster: deps.cluster,
+    config: deps.config,
+    clock: deps.clock,
+    rec,
+    audit: deps.audit,
+    nodes: new NodeCalls(deps.config),
+    meter: new DowntimeMeter(deps.clock),
+    signal,
+    services: deps.services ?? [],
+  };
 }
 
 export class NodeCalls {
