@@ -21,24 +21,20 @@ import {
   type DeployRecord,
 } from './deploy.js';
 import { discardDownload, downloadPackage, downloadPaths, type DownloadOptions } from './download.js';
-import type { DownloadCheckpoint, DownloadRequest, OtaProgress, OtaStage, VerifiedPackage } from './ports.js';
+import {
+  OTA_STAGES,
+  type DownloadCheckpoint,
+  type DownloadRequest,
+  type OtaProgress,
+  type OtaStage,
+  type VerifiedPackage,
+} from './ports.js';
 import { readLinks, type SnapshotLinks } from './snapshots.js';
 import { readStateFile, writeStateFile } from './state-file.js';
 
 /** The legal stage changes; anything else is a bug and throws ILLEGAL_TRANSITION. */
 export const otaMachine = defineMachine<OtaStage>({
-  states: [
-    'idle',
-    'downloading',
-    'verifying',
-    'downloaded',
-    'deploying',
-    'health_check',
-    'success',
-    'rolling_back',
-    'rolled_back',
-    'failed',
-  ],
+  states: OTA_STAGES,
   transitions: {
     idle: ['downloading'],
     downloading: ['verifying', 'failed', 'idle'],
