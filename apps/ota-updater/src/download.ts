@@ -1,7 +1,7 @@
 // The download of one OTA package, top to bottom: stream it to a partial file with bounded memory,
 // check the announced size before writing, hash while writing, resume with Range after a cut or a
 // restart, and only then verify size, MD5, SHA-256 and signature and rename it into place.
-import { mkdir, open, rename, rm, statfs } from 'node:fs/promises';
+import { mkdir, rename, rm, statfs } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { Agent, interceptors, type Dispatcher } from 'undici';
 import { UpgradeError, isUpgradeError, systemClock, type Clock } from '@upgrade/core';
@@ -10,6 +10,7 @@ import { startRun, type RunControl } from './download-deadlines.js';
 import { PartialFile, downloadPaths } from './download-partial.js';
 import { Transfer, sizeMismatch, type TransferSettings } from './download-transfer.js';
 import { checkDownloadRequest, decodeSignature, loadPublicKey, verifyPackage } from './download-verify.js';
+import { syncDir } from './state-file.js';
 
 export { downloadPaths } from './download-partial.js';
 
@@ -124,6 +125,7 @@ export async function downloadPackage(
     verifyPackage(request, digests, signing);
     await file.close();
     await rename(paths.partial, paths.final);
+    // Durable rename: a power cut after it must not bring the partial name back.
     await syncDir(options.dir);
     return {
       version: request.version,
@@ -237,14 +239,4 @@ async function settle(
   }
   // Best effort: an earlier checkpoint stays valid, and the download's own failure is what counts.
   await transfer?.checkpoint().catch(() => undefined);
-}
-
-/** Makes the rename durable: a power cut after it must not bring the partial name back. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -11,7 +11,8 @@ import { join, relative, resolve } from 'node:path';
 import { UpgradeError } from '@upgrade/core';
 import { FACTORY, MANIFEST_FILE, isValidVersion, parseManifest } from './manifest.js';
 import type { Manifest } from './ports.js';
-import { TRASH_PREFIX, UNPACK_TEMP_PREFIX, syncDir } from './unpack.js';
+import { syncDir } from './state-file.js';
+import { TRASH_PREFIX, UNPACK_TEMP_PREFIX } from './unpack.js';
 
 /** Where the device keeps its versions unless configured otherwise. */
 export const DEFAULT_ROOT = '/opt/tope';

@@ -105,9 +105,14 @@ async function removeLeftovers(path: string): Promise<void> {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+/**
+ * Writes a directory's entries to disk, so a rename or create in it survives a power cut (its mode
+ * set first when given, as umask may have narrowed it).
+ */
+export async function syncDir(dir: string, mode?: number): Promise<void> {
   const handle = await open(dir, 'r');
   try {
+    if (mode !== undefined) await handle.chmod(mode);
     await handle.sync();
   } finally {
     await handle.close();

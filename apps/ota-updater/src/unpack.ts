@@ -12,6 +12,7 @@ import { UpgradeError, abortError, isUpgradeError, unsafePackagePathReason } fro
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { MANIFEST_FILE, MAX_MANIFEST_BYTES, manifestModes, parseManifest } from './manifest.js';
 import type { Manifest } from './ports.js';
+import { syncDir } from './state-file.js';
 
 /** Bounds on what a package may unpack to; checked on declared sizes and on inflated bytes. */
 export interface UnpackLimits {
@@ -418,17 +419,6 @@ function byteCounter(
       callback(null, chunk);
     },
   });
-}
-
-/** Writes a directory's entries to disk (its mode set first, as umask may have narrowed it). */
-export async function syncDir(dir: string, mode?: number): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    if (mode !== undefined) await handle.chmod(mode);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function entryName(entry: Entry): string {
