@@ -100,6 +100,11 @@ export class Transfer {
   /** A fresh checkpoint of everything received (written and synced first), for the caller to persist. */
   async checkpoint(): Promise<void> {
     await this.settleBackground();
+    await this.syncAndSave();
+  }
+
+  /** Syncs what was written and hands its offset to `save`. */
+  private async syncAndSave(): Promise<void> {
     let offset: number;
     try {
       offset = await this.file.sync();
@@ -143,15 +148,7 @@ export class Transfer {
     )
       return;
     this.lastCheckpointAt = now;
-    this.background = (async () => {
-      let offset: number;
-      try {
-        offset = await this.file.sync();
-      } catch (error) {
-        throw diskFailure(this.file.path, error);
-      }
-      await this.save(offset);
-    })()
+    this.background = this.syncAndSave()
       .catch((error: unknown) => {
         this.backgroundFailure ??= { error };
       })
