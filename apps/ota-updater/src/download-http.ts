@@ -1,6 +1,7 @@
 // What the download reads from HTTP answers and how it words network failures. Pure functions
 // over headers and errors, so the download flow stays about the transfer itself.
 import type { IncomingHttpHeaders } from 'node:http';
+import { networkErrorCode } from '@upgrade/core';
 
 /** Statuses worth asking again: the server or a proxy is overloaded or restarting. */
 export const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
@@ -67,7 +68,7 @@ export function describeNetworkError(
   error: unknown,
   limits: { connectTimeoutMs: number; headersTimeoutMs: number; stallTimeoutMs: number },
 ): string {
-  const code = errorCode(error);
+  const code = networkErrorCode(error);
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
       return `could not connect within ${limits.connectTimeoutMs} ms`;
@@ -89,13 +90,4 @@ export function describeNetworkError(
   }
   const text = error instanceof Error ? error.message : String(error);
   return code === undefined ? `request failed (${text})` : `request failed (${code}: ${text})`;
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  // Node's happy-eyeballs connect reports an AggregateError of the per-address failures.
-  const inner = (error as { errors?: unknown }).errors;
-  return Array.isArray(inner) ? errorCode(inner[0]) : undefined;
 }

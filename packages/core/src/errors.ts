@@ -124,6 +124,19 @@ export function abortError(signal: AbortSignal): UpgradeError {
   return new UpgradeError('ABORTED', `operation aborted: ${text}`, { cause: reason });
 }
 
+/**
+ * The `code` of a Node or undici network error (`ECONNREFUSED`, `UND_ERR_SOCKET`, ...), looking
+ * into the AggregateError Node's happy-eyeballs connect reports (per-address failures); undefined
+ * when there is none.
+ */
+export function networkErrorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const inner = (error as { errors?: unknown }).errors;
+  return Array.isArray(inner) ? networkErrorCode(inner[0]) : undefined;
+}
+
 /** A short, safe text for logs and reports from any thrown value. */
 export function describeError(error: unknown): string {
   if (error instanceof UpgradeError) return `${error.code}: ${error.message}`;

@@ -4,6 +4,7 @@ export {
   UpgradeError,
   abortError,
   describeError,
+  networkErrorCode,
   httpStatusOf,
   isUpgradeError,
   type ErrorCode,

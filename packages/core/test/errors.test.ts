@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, UpgradeError, httpStatusOf, isUpgradeError } from '../src/index.js';
+import { ERROR_CODES, UpgradeError, httpStatusOf, isUpgradeError, networkErrorCode } from '../src/index.js';
 
 describe('UpgradeError', () => {
   it('carries a stable code, an HTTP hint and retryability', () => {
@@ -34,5 +34,17 @@ describe('UpgradeError', () => {
     expect(isUpgradeError(e, 'CONFLICT', 'NOT_FOUND')).toBe(true);
     expect(isUpgradeError(e, 'CONFLICT')).toBe(false);
     expect(isUpgradeError(new Error('x'))).toBe(false);
+  });
+});
+
+describe('networkErrorCode', () => {
+  it('reads the code of a network error, also inside an AggregateError of per-address failures', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    expect(networkErrorCode(refused)).toBe('ECONNREFUSED');
+    expect(networkErrorCode(new AggregateError([refused, new Error('other')]))).toBe('ECONNREFUSED');
+    expect(networkErrorCode(new Error('plain'))).toBeUndefined();
+    expect(networkErrorCode(Object.assign(new Error('x'), { code: 42 }))).toBeUndefined();
+    expect(networkErrorCode(null)).toBeUndefined();
+    expect(networkErrorCode('ECONNRESET')).toBeUndefined();
   });
 });

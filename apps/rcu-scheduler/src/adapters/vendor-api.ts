@@ -5,6 +5,7 @@ import { Agent, request } from 'undici';
 import {
   UpgradeError,
   abortError,
+  networkErrorCode,
   systemClock,
   type Clock,
   type ErrorCode,
@@ -425,7 +426,7 @@ function refusal(endpoint: Endpoint, message: string | null): UpgradeError {
 
 /** Classifies what undici or the socket threw; the codes are undici's and Node's. */
 function networkFailure(error: unknown, connectTimeoutMs: number, responseTimeoutMs: number): Failure {
-  const code = errorCode(error);
+  const code = networkErrorCode(error);
   const text = error instanceof Error ? error.message : String(error);
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
@@ -472,15 +473,6 @@ function linkSignals(...sources: (AbortSignal | undefined)[]): { signal: AbortSi
     signal: linked.signal,
     unlink: () => listeners.forEach(({ source, forward }) => source.removeEventListener('abort', forward)),
   };
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  // Node's happy-eyeballs connect reports an AggregateError of the per-address failures.
-  const inner = (error as { errors?: unknown }).errors;
-  return Array.isArray(inner) ? errorCode(inner[0]) : undefined;
 }
 
 /** The `Message` of a failure envelope, when the text is one; 4xx bodies are not always JSON. */
