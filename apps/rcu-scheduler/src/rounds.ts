@@ -4,7 +4,14 @@
 // results are spooled to disk before the database is tried, so neither a crash nor a database
 // outage loses a result.
 import { setMaxListeners } from 'node:events';
-import { createRotation, describeError, isUpgradeError, poll, type Clock } from '@upgrade/core';
+import {
+  UpgradeError,
+  abortError,
+  createRotation,
+  describeError,
+  isUpgradeError,
+  type Clock,
+} from '@upgrade/core';
 import {
   isFinalStatus,
   type FinalHostStatus,
@@ -263,42 +270,63 @@ async function watchRound(
     }
     byGroup.set(group, hostStates);
   }
-  const open = (): RoundGroup[] =>
-    round.groups.filter(
-      (g) => g.uuid !== null && [...(byGroup.get(g)?.values() ?? [])].some((s) => !isFinalStatus(s.status)),
-    );
+  const hasOpen = (group: RoundGroup): boolean =>
+    [...(byGroup.get(group)?.values() ?? [])].some((s) => !isFinalStatus(s.status));
+  const watched = round.groups.filter((g) => g.uuid !== null && hasOpen(g));
 
-  if (open().length > 0) {
-    const result = await poll({
-      probe: async (signal) => {
-        await forEachLimited(open(), settings.concurrency, (group) =>
-          pollGroup(deps, round, group, byGroup.get(group) ?? new Map<string, HostState>(), signal),
+  if (watched.length > 0) {
+    const start = clock.now();
+    const deadline = start + options.timeoutMs;
+    // Each group polls on its own loop, so a group whose queries hang (the adapter's retries can
+    // hold one call for several response timeouts) costs only its own polls. A call still running
+    // at the deadline is cut one poll interval later: the round ends within one interval of it.
+    const watch = new AbortController();
+    setMaxListeners(watched.length * 3 + settings.concurrency + 10, watch.signal);
+    const forward = (): void => watch.abort(options.signal?.reason);
+    if (options.signal?.aborted) forward();
+    else options.signal?.addEventListener('abort', forward, { once: true });
+    const cutTimer = new AbortController();
+    clock.sleep(deadline + settings.pollIntervalMs - clock.now(), cutTimer.signal).then(
+      () => watch.abort(new UpgradeError('TIMEOUT', 'the round passed its poll deadline')),
+      () => undefined, // the watch ended first
+    );
+    const limit = createLimiter(settings.concurrency);
+    const onProgress = (): void => {
+      const final = states.filter((s) => isFinalStatus(s.status)).length;
+      const meanProgress =
+        states.length === 0 ? 100 : states.reduce((n, s) => n + s.progress, 0) / states.length;
+      deps.onEvent?.({ type: 'progress', roundId: round.id, final, hosts: states.length, meanProgress });
+    };
+    const watchGroup = async (group: RoundGroup): Promise<void> => {
+      const hosts = byGroup.get(group) ?? new Map<string, HostState>();
+      const initialDelay = Math.min(options.initialDelayMs, options.timeoutMs);
+      if (initialDelay > 0) await clock.sleep(initialDelay, watch.signal);
+      for (;;) {
+        const started = clock.now();
+        await limit(() => pollGroup(deps, round, group, hosts, watch.signal), watch.signal);
+        onProgress();
+        if (!hasOpen(group) || clock.now() >= deadline) return;
+        // Every interval from the start of the last query; the query at the deadline is still made.
+        await clock.sleep(Math.min(started + settings.pollIntervalMs, deadline) - clock.now(), watch.signal);
+      }
+    };
+    const outcomes = await Promise.allSettled(watched.map(watchGroup));
+    cutTimer.abort();
+    options.signal?.removeEventListener('abort', forward);
+    // A shutdown ends the round here; a cut at the deadline only ends the groups it caught.
+    if (options.signal?.aborted) throw abortError(options.signal);
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected' && !watch.signal.aborted) throw outcome.reason;
+    }
+    const at = new Date(clock.now());
+    for (const s of states) {
+      if (!isFinalStatus(s.status)) {
+        settle(
+          s,
+          'timeout',
+          `still ${s.status} at ${s.progress}% when the poll timeout of ${settings.pollTimeoutMs} ms ended`,
+          at,
         );
-        return states;
-      },
-      done: (all) => all.every((s) => isFinalStatus(s.status)),
-      onObservation: (all) => {
-        const final = all.filter((s) => isFinalStatus(s.status)).length;
-        const meanProgress = all.length === 0 ? 100 : all.reduce((n, s) => n + s.progress, 0) / all.length;
-        deps.onEvent?.({ type: 'progress', roundId: round.id, final, hosts: all.length, meanProgress });
-      },
-      initialDelay: options.initialDelayMs,
-      interval: settings.pollIntervalMs,
-      timeout: options.timeoutMs,
-      signal: options.signal,
-      clock,
-    });
-    if (result.status === 'timeout') {
-      const at = new Date(clock.now());
-      for (const s of states) {
-        if (!isFinalStatus(s.status)) {
-          settle(
-            s,
-            'timeout',
-            `still ${s.status} at ${s.progress}% when the poll timeout of ${settings.pollTimeoutMs} ms ended`,
-            at,
-          );
-        }
       }
     }
   }
@@ -466,6 +494,47 @@ export function summarise(entries: readonly { status: FinalHostStatus }[]): Roun
   const summary: RoundSummary = { total: entries.length, completed: 0, failed: 0, timeout: 0 };
   for (const e of entries) summary[e.status]++;
   return summary;
+}
+
+/**
+ * At most `limit` calls of the returned function run at once; the others wait in arrival order, so
+ * a group that just polled queues behind the ones that have not. A waiting call leaves the queue
+ * when `signal` aborts.
+ */
+function createLimiter(limit: number): <T>(fn: () => Promise<T>, signal: AbortSignal) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next === undefined) active--;
+    else next(); // the slot passes on
+  };
+  return async (fn, signal) => {
+    if (active < limit) active++;
+    else {
+      await new Promise<void>((resolve, reject) => {
+        if (signal.aborted) {
+          reject(abortError(signal));
+          return;
+        }
+        const onAbort = (): void => {
+          waiting.splice(waiting.indexOf(granted), 1);
+          reject(abortError(signal));
+        };
+        const granted = (): void => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        waiting.push(granted);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  };
 }
 
 /** Runs `fn` over `items` with at most `limit` at once; the first rejection rejects the whole. */

@@ -54,15 +54,15 @@ export function captureLogger(): CapturingLogger {
 
 export function vendorFor(
   sim: VendorSimulator,
-  overrides: { responseTimeoutMs?: number } = {},
+  overrides: { responseTimeoutMs?: number; retries?: number; retryDelayMs?: number } = {},
 ): VendorApiClient {
   return createVendorApi({
     baseUrl: sim.baseUrl,
     ...sim.credentials,
     connectTimeoutMs: 500,
     responseTimeoutMs: overrides.responseTimeoutMs ?? 1_000,
-    retries: 1,
-    retryDelayMs: 10,
+    retries: overrides.retries ?? 1,
+    retryDelayMs: overrides.retryDelayMs ?? 10,
   });
 }
 

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { randomUUID } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { VendorApiClient } from '../src/adapters/vendor-api.js';
-import type { RoundRecord } from '../src/ports.js';
+import type { RoundRecord, VendorApi } from '../src/ports.js';
 import { flushSpool, resumeRound, runRound, type RoundEvent } from '../src/rounds.js';
 import { createMemoryRoundStore, type MemoryRoundStore } from './fakes/memory-store.js';
 import { FILES, captureLogger, fastSettings, makeGroups, roundDeps, tempDir, vendorFor } from './helpers.js';
@@ -73,6 +73,64 @@ describe('runRound', () => {
     const stuck = rows.find((r) => r.host === 'rt101-h002');
     expect(stuck?.status).toBe('timeout');
     expect(stuck?.detail).toMatch(/^still running at \d+(\.\d+)?% when the poll timeout of 600 ms ended$/);
+  });
+
+  it('polls each group on its own cadence: a hanging group delays no other, and the round ends within one interval of its deadline', async () => {
+    // Room type 100's queries hang; 101's hosts stay running (polled for the whole window); 102's complete.
+    sim.hangGroups([100]);
+    sim.stickHosts((host) => host.startsWith('rt101-'));
+    // One hung query holds the adapter for 3 attempts of 2 s plus the retry delays (~6.3 s).
+    const slow = vendorFor(sim, { responseTimeoutMs: 2_000, retries: 2, retryDelayMs: 100 });
+    const polls = new Map<number, number[]>();
+    const timed: VendorApi = {
+      triggerUpgrade: (request, signal) => slow.triggerUpgrade(request, signal),
+      queryProgress: (uuid, signal) => {
+        const roomTypeId = sim.upgrades.get(uuid)?.roomTypeId ?? -1;
+        polls.set(roomTypeId, [...(polls.get(roomTypeId) ?? []), Date.now()]);
+        return slow.queryProgress(uuid, signal);
+      },
+    };
+    const events: RoundEvent[] = [];
+    let watchStart = 0;
+    const settings = fastSettings({
+      groups: makeGroups(3, 2),
+      initialDelayMs: 0,
+      pollIntervalMs: 250,
+      pollTimeoutMs: 3_000,
+    });
+    const deps = {
+      ...roundDeps(vendor, store, spool.path, { events }),
+      vendor: timed,
+      onEvent: (e: RoundEvent) => {
+        if (e.type === 'triggered') watchStart = Date.now();
+        events.push(e);
+      },
+    };
+    try {
+      const outcome = await runRound(deps, settings, schedule);
+      const rows = (await store.getRound(outcome?.roundId ?? ''))?.results ?? [];
+      const status = (rt: number) => rows.filter((r) => r.roomTypeId === rt).map((r) => r.status);
+      expect(status(100)).toEqual(['timeout', 'timeout']);
+      expect(status(101)).toEqual(['timeout', 'timeout']);
+      expect(status(102)).toEqual(['completed', 'completed']);
+
+      const deadline = watchStart + settings.pollTimeoutMs;
+      const healthy = (polls.get(101) ?? []).map((t) => t - watchStart);
+      const gaps = healthy.slice(1).map((t, i) => t - (healthy[i] ?? 0));
+      const roundEnd = Math.max(...rows.map((r) => r.endTime.getTime()));
+      console.info(
+        `hanging-group round: healthy group polled at ${healthy.join(', ')} ms after the triggers ` +
+          `(${healthy.length} polls, largest gap ${Math.max(...gaps)} ms, interval ${settings.pollIntervalMs} ms); ` +
+          `hanging group asked ${polls.get(100)?.length ?? 0} times; round ended ${roundEnd - deadline} ms after its deadline`,
+      );
+      // The hanging group's one call lasts ~6.3 s: waiting for it would leave gaps of seconds.
+      expect(healthy.length).toBeGreaterThanOrEqual(6);
+      expect(Math.max(...gaps)).toBeLessThan(2_000);
+      expect(roundEnd - deadline).toBeLessThan(settings.pollIntervalMs + 1_500);
+    } finally {
+      sim.reset();
+      await slow.close();
+    }
   });
 
   it('logs a group whose trigger answer breaks the spec as failed, and the other group goes on', async () => {

@@ -70,6 +70,11 @@ export interface VendorSimulator {
   failNext(n: number, status?: number, on?: VendorEndpoint): void;
   /** Accept requests (all, or of one endpoint) and never answer; `false` stops hanging new ones. */
   hang(on: boolean | VendorEndpoint): void;
+  /**
+   * Progress queries of the upgrades of these room types are accepted and never answered, while
+   * every other group is answered as usual: one slow group among healthy ones.
+   */
+  hangGroups(roomTypeIds: Iterable<number>): void;
   /** The next `n` answers are broken JSON (`json`) or valid JSON off the spec (`schema`). */
   malformed(n: number, kind?: 'json' | 'schema', on?: VendorEndpoint): void;
   /** Forgets an upgrade: queries of it answer the unknown-UUID refusal. */
@@ -155,6 +160,7 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
   let failures: (Fault & { status: number })[] = [];
   let breakages: (Fault & { kind: 'json' | 'schema' })[] = [];
   const hanging = new Set<VendorEndpoint>();
+  const hangingGroups = new Set<number>();
   const delayed = new Set<NodeJS.Timeout>();
 
   const answer = (response: ServerResponse, status: number, body: unknown, raw?: string): void => {
@@ -305,6 +311,10 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
       refuse(response, 401, 'Invalid user name or password');
       return;
     }
+    if (endpoint === 'QueryUpdateHostProgressBar') {
+      const upgrade = upgrades.get(fields.UUID as string);
+      if (upgrade !== undefined && hangingGroups.has(upgrade.roomTypeId)) return; // never answered
+    }
     // The call takes effect before a broken answer: the client cannot tell whether it did.
     const result = endpoint === 'Upgrade_V2' ? startUpgrade(fields) : queryProgress(fields);
     const breakage = take(breakages, endpoint);
@@ -353,6 +363,9 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
       else if (on === true) ENDPOINTS.forEach((e) => hanging.add(e));
       else hanging.add(on);
     },
+    hangGroups(roomTypeIds) {
+      for (const id of roomTypeIds) hangingGroups.add(id);
+    },
     malformed(n, kind = 'json', on) {
       breakages.push({ remaining: n, kind, on });
     },
@@ -367,6 +380,7 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
       failures = [];
       breakages = [];
       hanging.clear();
+      hangingGroups.clear();
     },
     async close() {
       delayed.forEach((timer) => clearTimeout(timer));
