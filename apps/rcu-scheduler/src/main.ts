@@ -9,7 +9,7 @@ import { buildApp } from './app.js';
 import type { Env } from './config.js';
 import { createFileSpool } from './adapters/file-spool.js';
 import { createPgStore } from './adapters/pg-store.js';
-import { createVendorApi } from './adapters/vendor-api.js';
+import { VENDOR_DEVIATIONS, createVendorApi, type VendorDeviation } from './adapters/vendor-api.js';
 import * as schema from './db/schema.js';
 import { migrationsFolder } from './paths.js';
 import type { RoundEvent, RoundSettings } from './rounds.js';
@@ -68,12 +68,15 @@ export async function startRcuScheduler(
     connectTimeoutMs: config.VENDOR_CONNECT_TIMEOUT_MS,
     responseTimeoutMs: config.VENDOR_RESPONSE_TIMEOUT_MS,
     retries: config.VENDOR_RETRIES,
+    // Both are called only once rounds or health checks run, after `app` and `metrics` below exist.
+    logger: { warn: (o, m) => app.log.warn(o, m) },
+    onDeviation: (kind) => metrics.deviation(kind),
   });
   const spool = createFileSpool(join(config.DATA_DIR, 'spool'));
   const healthChecks: HealthCheck[] = [db.healthCheck('database'), vendor.healthCheck('vendor-api')];
 
   const onEvent = (event: RoundEvent): void => {
-    metrics?.record(event);
+    metrics.record(event);
     options.onEvent?.(event);
   };
   const scheduler = createScheduler(
@@ -151,7 +154,17 @@ function roundMetrics(registry: Registry) {
     help: 'Failed attempts to store round results',
     registers: [registry],
   });
+  const deviations = new Counter({
+    name: 'rcu_vendor_answer_deviations_total',
+    help: 'Vendor answers read through a tolerated deviation from the spec, per host entry and kind',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  for (const kind of VENDOR_DEVIATIONS) deviations.inc({ kind }, 0);
   return {
+    deviation(kind: VendorDeviation): void {
+      deviations.inc({ kind });
+    },
     record(event: RoundEvent): void {
       if (event.type === 'finished') {
         rounds.inc({ stored: String(event.stored) });

@@ -79,6 +79,9 @@ async function count(query: string): Promise<number> {
 
 describe('rcu-scheduler as a process', () => {
   it('runs a round at start, logs every host, and serves rounds, stats, status, health and metrics', async () => {
+    // The vendor sends progress as text ("100%") and lists every host twice: read through, counted.
+    sim.misreport('percent-text');
+    sim.misreport('duplicate-hosts');
     const e = env();
     const service = await start(e);
     await service.waitForLog(finished);
@@ -131,6 +134,11 @@ describe('rcu-scheduler as a process', () => {
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toContain('rcu_rounds_total{stored="true"} 1');
     expect(metrics).toContain('rcu_host_results_total{status="completed"} 6');
+    expect(metrics).toContain('rcu_vendor_answer_deviations_total{kind="conflicting_duplicate"} 0');
+    for (const kind of ['percent_text', 'duplicate_host'])
+      expect(
+        Number(new RegExp(`rcu_vendor_answer_deviations_total{kind="${kind}"} (\\d+)`).exec(metrics)?.[1]),
+      ).toBeGreaterThanOrEqual(6);
 
     const manual = await fetch(`${service.url}/api/rounds`, { method: 'POST' });
     expect(manual.status).toBe(202);

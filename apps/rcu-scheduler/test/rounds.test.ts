@@ -166,6 +166,13 @@ describe('runRound', () => {
     expect(events.at(-1)).toMatchObject({ type: 'finished', stored: true });
   });
 
+  it('logs hosts the vendor lists twice as completed, not as a failed group', async () => {
+    sim.misreport('duplicate-hosts');
+    sim.misreport('percent-text');
+    const outcome = await runRound(roundDeps(vendor, store, spool.path), fastSettings(), schedule);
+    expect(outcome?.summary).toEqual({ total: 6, completed: 6, failed: 0, timeout: 0 });
+  });
+
   it('rides out 5xx answers to progress queries: the next poll asks again', async () => {
     const settings = fastSettings();
     const deps = roundDeps(vendor, store, spool.path);

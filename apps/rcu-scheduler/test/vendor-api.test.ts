@@ -218,6 +218,51 @@ describe('vendor API adapter', () => {
     await expect(api.queryProgress(uuid)).rejects.toThrow(/Data\/0\/Status must be integer/);
   });
 
+  it('reads through duplicate hosts and progress as text, counting each deviation', async () => {
+    const deviations: string[] = [];
+    const api = vendor(sim, { onDeviation: (kind) => deviations.push(kind) });
+    const { uuid } = await api.triggerUpgrade({ group: GROUP, file: FILE });
+    await systemClock.sleep(600); // every host has completed
+    const clean = await api.queryProgress(uuid);
+    expect(clean.map((h) => [h.host, h.status, h.progress])).toEqual(
+      GROUP.hosts.map((h) => [h, 'completed', 100]),
+    );
+
+    sim.misreport('duplicate-hosts', 1);
+    expect(await api.queryProgress(uuid)).toEqual(clean);
+    expect(deviations).toEqual(['duplicate_host', 'duplicate_host', 'duplicate_host', 'duplicate_host']);
+
+    deviations.length = 0;
+    sim.misreport('percent-text', 1);
+    expect(await api.queryProgress(uuid)).toEqual(clean);
+    expect(deviations).toEqual(['percent_text', 'percent_text', 'percent_text', 'percent_text']);
+  });
+
+  it('reads a host listed with conflicting statuses as the least final one, and warns', async () => {
+    const deviations: string[] = [];
+    const warnings: { details: Record<string, unknown>; message: string }[] = [];
+    const api = vendor(sim, {
+      onDeviation: (kind) => deviations.push(kind),
+      logger: { warn: (details, message) => warnings.push({ details, message }) },
+    });
+    const { uuid } = await api.triggerUpgrade({ group: GROUP, file: FILE });
+    await systemClock.sleep(600);
+    sim.misreport('conflicting-duplicate', 1);
+    const [first, ...others] = await api.queryProgress(uuid);
+    expect(first).toMatchObject({ host: '1001', status: 'running', progress: 99, firmwareVersion: null });
+    expect(others.every((h) => h.status === 'completed')).toBe(true);
+    expect(deviations).toEqual(['conflicting_duplicate']);
+    expect(warnings).toEqual([
+      {
+        details: { endpoint: 'QueryUpdateHostProgressBar', uuid, host: '1001', statuses: [2, 1] },
+        message: 'vendor listed a host with conflicting statuses; reading the least final one',
+      },
+    ]);
+    // Strict where the meaning is unclear: a status outside the spec is still a violation.
+    sim.malformed(1, 'schema');
+    await expect(api.queryProgress(uuid)).rejects.toMatchObject({ code: 'VENDOR_CONTRACT_VIOLATION' });
+  });
+
   it('answers NOT_FOUND for a uuid the vendor lost', async () => {
     const api = vendor(sim);
     const { uuid } = await api.triggerUpgrade({ group: GROUP, file: FILE });

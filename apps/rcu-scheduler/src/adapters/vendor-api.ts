@@ -17,6 +17,19 @@ import { loadVendorSchemas, locateVendorSpec, type VendorSchemaName } from './ve
 /** The vendor cloud's production base URL. */
 export const DEFAULT_VENDOR_BASE_URL = 'https://www.boonlive-rcu.com/api';
 
+/**
+ * Deviations from the spec the adapter reads through because their meaning is unambiguous: a host
+ * listed twice with the same status, a host listed twice with different statuses (read as the
+ * least final one), a progress given as text ("100%").
+ */
+export type VendorDeviation = 'duplicate_host' | 'conflicting_duplicate' | 'percent_text';
+
+export const VENDOR_DEVIATIONS: readonly VendorDeviation[] = [
+  'duplicate_host',
+  'conflicting_duplicate',
+  'percent_text',
+];
+
 /** Where retries and refusals are reported; pino's and fastify's loggers fit. */
 export interface VendorApiLogger {
   warn(details: Record<string, unknown>, message: string): void;
@@ -54,6 +67,8 @@ export interface VendorApiOptions {
   /** Retry delays sleep on it; default the system clock. */
   clock?: Clock;
   logger?: VendorApiLogger;
+  /** Called once per tolerated deviation in an answer (for a metrics counter). */
+  onDeviation?: (kind: VendorDeviation) => void;
   /** The spec to validate against; default the package's `spec/vendor-api.openapi.json`. */
   specPath?: string;
 }
@@ -91,7 +106,8 @@ interface WireEnvelope<T> {
 interface WireHostProgress {
   HostNumber: string;
   Status: WireStatusCode;
-  Progress: number;
+  /** A number per the spec; text such as "100%" is tolerated. */
+  Progress: number | string;
   ConfigVersion?: string | null;
   FirmwareVersion?: string | null;
   Message?: string | null;
@@ -137,6 +153,7 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
   const retryDelayMs = nonNegativeInteger('retryDelayMs', options.retryDelayMs ?? 1_000);
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
+  const onDeviation = options.onDeviation ?? (() => undefined);
   const schemas = loadVendorSchemas(options.specPath ?? locateVendorSpec(import.meta.url));
 
   const agent = new Agent({
@@ -312,7 +329,10 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
           });
         throw refusal('QueryUpdateHostProgressBar', answer.Message);
       }
-      return toHostProgress(answer.Data);
+      return toHostProgress(answer.Data, uuid, {
+        deviation: onDeviation,
+        warn: (details, message) => logger?.warn(details, message),
+      });
     },
 
     healthCheck(name = 'vendor-api', { critical = false } = {}) {
@@ -342,29 +362,70 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
   };
 }
 
-/** Maps the vendor's hosts to ours; a host listed twice means we cannot tell which entry is true. */
-function toHostProgress(entries: readonly WireHostProgress[]): HostProgress[] {
-  const seen = new Set<string>();
-  return entries.map((entry) => {
-    if (seen.has(entry.HostNumber))
-      throw new UpgradeError(
-        'VENDOR_CONTRACT_VIOLATION',
-        `QueryUpdateHostProgressBar answer lists host ${entry.HostNumber} twice`,
-        { retryable: false },
-      );
-    seen.add(entry.HostNumber);
+/** How final a vendor status is: a conflicting duplicate is read as its least final entry. */
+const FINALITY: Readonly<Record<WireStatusCode, number>> = { 0: 0, 1: 1, 3: 2, 4: 2, 5: 2, 2: 3 };
+
+/**
+ * Maps the vendor's hosts to ours, reading through the deviations whose meaning is clear: a host
+ * listed twice with the same status is one host; listed with different statuses it is the least
+ * final of them (logged), so it is asked again rather than settled on a guess; "100%" is 100.
+ */
+function toHostProgress(
+  entries: readonly WireHostProgress[],
+  uuid: string,
+  report: { deviation: (kind: VendorDeviation) => void; warn: VendorApiLogger['warn'] },
+): HostProgress[] {
+  const byHost = new Map<string, WireHostProgress[]>();
+  for (const entry of entries) {
+    const list = byHost.get(entry.HostNumber);
+    if (list === undefined) byHost.set(entry.HostNumber, [entry]);
+    else list.push(entry);
+  }
+  return [...byHost.entries()].map(([host, list]) => {
+    let entry = list[0] as WireHostProgress;
+    let agreeing: readonly WireHostProgress[] = list;
+    if (list.length > 1) {
+      const statuses = [...new Set(list.map((e) => e.Status))];
+      if (statuses.length === 1) report.deviation('duplicate_host');
+      else {
+        report.deviation('conflicting_duplicate');
+        for (const e of list) if (FINALITY[e.Status] < FINALITY[entry.Status]) entry = e;
+        agreeing = [entry];
+        report.warn(
+          { endpoint: 'QueryUpdateHostProgressBar', uuid, host, statuses: list.map((e) => e.Status) },
+          'vendor listed a host with conflicting statuses; reading the least final one',
+        );
+      }
+    }
+    let progress = entry.Progress;
+    if (typeof progress === 'string') {
+      report.deviation('percent_text');
+      progress = Number.parseFloat(progress.replace('%', ''));
+    }
     const status = STATUS_BY_CODE[entry.Status];
     const failed = status === 'failed' || status === 'timeout';
     return {
-      host: entry.HostNumber,
+      host,
       status,
-      progress: entry.Progress,
-      configVersion: blankToNull(entry.ConfigVersion),
-      firmwareVersion: blankToNull(entry.FirmwareVersion),
+      progress,
+      configVersion: firstPresent(agreeing, (e) => e.ConfigVersion),
+      firmwareVersion: firstPresent(agreeing, (e) => e.FirmwareVersion),
       // The port keeps the vendor's words for failures only; "Upgrading" tells the flow nothing.
       message: failed ? (trimMessage(entry.Message) ?? (entry.Status === 5 ? 'host offline' : null)) : null,
     };
   });
+}
+
+/** The first non-blank value among duplicate entries. */
+function firstPresent(
+  list: readonly WireHostProgress[],
+  pick: (entry: WireHostProgress) => string | null | undefined,
+): string | null {
+  for (const entry of list) {
+    const value = blankToNull(pick(entry));
+    if (value !== null) return value;
+  }
+  return null;
 }
 
 // ---- failures ----

@@ -40,6 +40,9 @@ export interface VendorSimulatorOptions {
   basePath?: string;
 }
 
+/** Spec deviations of progress answers, see {@link VendorSimulator.misreport}. */
+export type Misreport = 'duplicate-hosts' | 'conflicting-duplicate' | 'percent-text';
+
 /** One upgrade as the simulator received it. */
 export interface SimulatedUpgrade {
   readonly uuid: string;
@@ -75,6 +78,12 @@ export interface VendorSimulator {
    * every other group is answered as usual: one slow group among healthy ones.
    */
   hangGroups(roomTypeIds: Iterable<number>): void;
+  /**
+   * The next `n` progress answers (default: all until `reset`) deviate from the spec the way the
+   * real vendor has been seen to: every host listed twice with the same status, the first host
+   * listed again with an earlier status, or Progress as text ("100%").
+   */
+  misreport(kind: Misreport, n?: number): void;
   /** The next `n` answers are broken JSON (`json`) or valid JSON off the spec (`schema`). */
   malformed(n: number, kind?: 'json' | 'schema', on?: VendorEndpoint): void;
   /** Forgets an upgrade: queries of it answer the unknown-UUID refusal. */
@@ -159,6 +168,7 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
   let rules: HostRule[] = [];
   let failures: (Fault & { status: number })[] = [];
   let breakages: (Fault & { kind: 'json' | 'schema' })[] = [];
+  let misreports: (Fault & { kind: Misreport })[] = [];
   const hanging = new Set<VendorEndpoint>();
   const hangingGroups = new Set<number>();
   const delayed = new Set<NodeJS.Timeout>();
@@ -266,7 +276,33 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
     if (upgrade === undefined || lost.has(uuid))
       return { IsSuccess: false, Message: `Upgrade task ${uuid} does not exist`, Data: null };
     const now = clock.now();
-    return { IsSuccess: true, Message: '', Data: upgrade.hosts.map((_, i) => hostState(upgrade, i, now)) };
+    let hosts: (Omit<WireHost, 'Progress'> & { Progress: number | string })[] = upgrade.hosts.map((_, i) =>
+      hostState(upgrade, i, now),
+    );
+    // Every active kind applies, each using up one of its own answers.
+    const active = new Set(
+      (['duplicate-hosts', 'percent-text', 'conflicting-duplicate'] as const).filter(
+        (kind) => take(misreports, 'QueryUpdateHostProgressBar', (f) => f.kind === kind) !== undefined,
+      ),
+    );
+    if (active.has('duplicate-hosts')) hosts = [...hosts, ...hosts.map((h) => ({ ...h }))];
+    if (active.has('percent-text')) hosts = hosts.map((h) => ({ ...h, Progress: `${h.Progress}%` }));
+    if (active.has('conflicting-duplicate') && hosts[0] !== undefined) {
+      const first = hosts[0];
+      const earlier = first.Status >= 2 ? 1 : first.Status === 1 ? 0 : 1;
+      hosts = [
+        ...hosts,
+        {
+          ...first,
+          Status: earlier,
+          Progress: earlier === 1 ? 99 : 0,
+          ConfigVersion: '',
+          FirmwareVersion: '',
+          Message: 'Upgrading',
+        },
+      ];
+    }
+    return { IsSuccess: true, Message: '', Data: hosts };
   };
 
   const handle = (request: RecordedRequest, response: ServerResponse): void => {
@@ -366,6 +402,9 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
     hangGroups(roomTypeIds) {
       for (const id of roomTypeIds) hangingGroups.add(id);
     },
+    misreport(kind, n = Number.POSITIVE_INFINITY) {
+      misreports.push({ remaining: n, kind, on: 'QueryUpdateHostProgressBar' });
+    },
     malformed(n, kind = 'json', on) {
       breakages.push({ remaining: n, kind, on });
     },
@@ -379,6 +418,7 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
       rules = [];
       failures = [];
       breakages = [];
+      misreports = [];
       hanging.clear();
       hangingGroups.clear();
     },
@@ -391,8 +431,12 @@ export async function startVendorSimulator(options: VendorSimulatorOptions = {})
 }
 
 /** Uses up one of the first matching fault; spent faults are dropped. */
-function take<T extends Fault>(faults: T[], endpoint: VendorEndpoint): T | undefined {
-  const fault = faults.find((f) => f.remaining > 0 && (f.on === undefined || f.on === endpoint));
+function take<T extends Fault>(
+  faults: T[],
+  endpoint: VendorEndpoint,
+  which: (fault: T) => boolean = () => true,
+): T | undefined {
+  const fault = faults.find((f) => f.remaining > 0 && (f.on === undefined || f.on === endpoint) && which(f));
   if (fault === undefined) return undefined;
   fault.remaining--;
   if (fault.remaining <= 0) faults.splice(faults.indexOf(fault), 1);
