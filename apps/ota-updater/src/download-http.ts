@@ -63,28 +63,30 @@ export function strongEtag(etag: string | null): string | null {
   return etag !== null && etag.startsWith('"') ? etag : null;
 }
 
-/** A short reason for a failed connection or request, from undici's and Node's error codes. */
+/** A short reason for a failed connection or request, from the client's and Node's error codes. */
 export function describeNetworkError(
   error: unknown,
   limits: { connectTimeoutMs: number; headersTimeoutMs: number; stallTimeoutMs: number },
 ): string {
   const code = networkErrorCode(error);
   switch (code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'CONNECT_TIMEOUT':
       return `could not connect within ${limits.connectTimeoutMs} ms`;
-    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'HEADERS_TIMEOUT':
       return `no answer headers within ${limits.headersTimeoutMs} ms`;
-    case 'UND_ERR_BODY_TIMEOUT':
-      return `server stalled: no bytes for ${limits.stallTimeoutMs} ms`;
     case 'ECONNREFUSED':
       return 'connection refused';
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return `host name not resolved (${code})`;
-    case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
     case 'EPIPE':
       return `connection lost (${code})`;
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      return `the server's answer is not valid HTTP (${code})`;
     default:
       break;
   }

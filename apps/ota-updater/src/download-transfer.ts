@@ -1,7 +1,6 @@
 // The HTTP side of one download: attempts with Range and If-Range, what each answer means
 // (continue, start over from byte zero, retry, give up), and the bytes of a body written through
 // the partial file with a stall watch. download.ts owns the flow around it: resume, checks, rename.
-import { request as httpRequest, type Dispatcher } from 'undici';
 import { UpgradeError, isUpgradeError, type Clock } from '@upgrade/core';
 import type { DownloadCheckpoint, DownloadRequest } from './ports.js';
 import { follow, watchStall, type RunControl } from './download-deadlines.js';
@@ -12,9 +11,11 @@ import {
   contentRangeOf,
   describeNetworkError,
   etagOf,
+  headerOf,
   strongEtag,
 } from './download-http.js';
 import type { PartialFile } from './download-partial.js';
+import { discardBody, sendRequest, type HttpAnswer } from './http-client.js';
 
 /** What the caller hears during a transfer (DownloadOptions' callbacks). */
 export interface DownloadCallbacks {
@@ -25,6 +26,9 @@ export interface DownloadCallbacks {
 const MAX_RETRY_DELAY_MS = 30_000;
 // Restarts from byte zero after an unusable range answer; more than this means the server is broken.
 const MAX_RESTARTS = 3;
+// Package URLs often point at a CDN or object store that redirects to the file; more hops is a loop.
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /** The resolved limits of one download; see DownloadOptions for each. */
 export interface TransferSettings {
@@ -52,7 +56,6 @@ export class Transfer {
     private readonly settings: TransferSettings,
     private readonly file: PartialFile,
     private readonly run: RunControl,
-    private readonly dispatcher: Dispatcher,
     /** The server's validator of the bytes in the partial file, for If-Range. */
     private etag: string | null,
     private readonly callbacks: DownloadCallbacks,
@@ -181,29 +184,15 @@ export class Transfer {
     const unlink = follow(this.run.signal, controller);
     let stalled = false;
     try {
-      let response: Dispatcher.ResponseData;
+      const answer = await this.requestFollowingRedirects(controller.signal);
       try {
-        response = await httpRequest(this.request.packageUrl, {
-          method: 'GET',
-          dispatcher: this.dispatcher,
-          headers: this.headers(),
-          signal: controller.signal,
-          headersTimeout: this.settings.headersTimeoutMs,
-          // A backstop only: the stall watch on the clock ends silent bodies first.
-          bodyTimeout: this.settings.stallTimeoutMs * 2,
-        });
-      } catch (error) {
-        throw this.interrupted(error, false);
-      }
-      const { body } = response;
-      try {
-        if ((await this.accept(response)) === 'restart') return 'restart';
+        if ((await this.accept(answer)) === 'restart') return 'restart';
         const watch = watchStall(this.settings.clock, this.settings.stallTimeoutMs, () => {
           stalled = true;
           controller.abort(new Error('stalled'));
         });
         try {
-          const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+          const chunks = answer.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
           for (;;) {
             let next: IteratorResult<Buffer>;
             try {
@@ -220,10 +209,50 @@ export class Transfer {
           watch.stop();
         }
       } finally {
-        body.destroy();
+        answer.close();
       }
     } finally {
       unlink();
+    }
+  }
+
+  /**
+   * GET of the package URL, following up to MAX_REDIRECTS http(s) redirects. A redirect loop or
+   * a redirect anywhere but http(s) can never succeed: DOWNLOAD_FAILED, not retried.
+   */
+  private async requestFollowingRedirects(signal: AbortSignal): Promise<HttpAnswer> {
+    let url = new URL(this.request.packageUrl);
+    for (let hops = 0; ; hops++) {
+      let answer: HttpAnswer;
+      try {
+        answer = await sendRequest(url, {
+          method: 'GET',
+          headers: this.headers(),
+          signal,
+          connectTimeoutMs: this.settings.connectTimeoutMs,
+          headersTimeoutMs: this.settings.headersTimeoutMs,
+        });
+      } catch (error) {
+        throw this.interrupted(error, false);
+      }
+      const location = headerOf(answer.headers, 'location');
+      if (!REDIRECT_STATUSES.has(answer.status) || location === undefined) return answer;
+      await discardBody(answer);
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw permanent(`${this.request.packageUrl}: the server redirected to an invalid URL`);
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:')
+        throw permanent(
+          `${this.request.packageUrl}: the server redirected to a ${next.protocol} URL; only http and https are followed`,
+        );
+      if (hops + 1 > MAX_REDIRECTS)
+        throw permanent(
+          `${this.request.packageUrl}: more than ${MAX_REDIRECTS} redirects (a redirect loop); check package_url`,
+        );
+      url = next;
     }
   }
 
@@ -241,8 +270,8 @@ export class Transfer {
   }
 
   /** Checks an answer's status and sizes before a byte of its body is written. */
-  private async accept(response: Dispatcher.ResponseData): Promise<'body' | 'restart'> {
-    const { statusCode: status, headers } = response;
+  private async accept(response: HttpAnswer): Promise<'body' | 'restart'> {
+    const { status, headers } = response;
     const size = this.request.packageSize;
     if (status === 200) {
       const length = contentLengthOf(headers);
@@ -345,7 +374,6 @@ function diskFailure(path: string, error: unknown): UpgradeError {
   );
 }
 
-async function discardBody(response: Dispatcher.ResponseData): Promise<void> {
-  // Drained up to a small limit (the connection can be reused), destroyed beyond it.
-  await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+function permanent(message: string): UpgradeError {
+  return new UpgradeError('DOWNLOAD_FAILED', message, { retryable: false });
 }

@@ -3,7 +3,6 @@
 // restart, and only then verify size, MD5, SHA-256 and signature and rename it into place.
 import { mkdir, rename, rm, statfs } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
-import { Agent, interceptors, type Dispatcher } from 'undici';
 import { UpgradeError, isUpgradeError, systemClock, type Clock } from '@upgrade/core';
 import type { DownloadCheckpoint, DownloadRequest, VerifiedPackage } from './ports.js';
 import { startRun, type RunControl } from './download-deadlines.js';
@@ -26,9 +25,7 @@ export interface DownloadOptions {
   dir: string;
   /** Ed25519 public key (PEM or KeyObject). When set, every package must carry a valid signature. */
   publicKey?: string | KeyObject;
-  /** Carries the requests. Default: an Agent of this download (connect timeout, redirects), closed at the end. */
-  dispatcher?: Dispatcher;
-  /** TCP + TLS connect limit of the default Agent. Default 10 000. */
+  /** TCP + TLS connect limit of each request. Default 10 000. */
   connectTimeoutMs?: number;
   /** Limit from sending a request to its answer's headers. Default 30 000. */
   headersTimeoutMs?: number;
@@ -98,14 +95,6 @@ export async function downloadPackage(
   const paths = downloadPaths(options.dir, request.version);
   await mkdir(options.dir, { recursive: true });
   const run = startRun(options.signal, settings.clock, settings.totalTimeoutMs);
-  let ownAgent: Agent | undefined;
-  let dispatcher: Dispatcher;
-  if (options.dispatcher !== undefined) dispatcher = options.dispatcher;
-  else {
-    ownAgent = createAgent(settings);
-    // Package URLs often point at a CDN or object store that redirects to the file.
-    dispatcher = ownAgent.compose(interceptors.redirect({ maxRedirections: 5 }));
-  }
   let file: PartialFile | undefined;
   let transfer: Transfer | undefined;
   try {
@@ -116,7 +105,7 @@ export async function downloadPackage(
     await ensureSpace(options.dir, request.packageSize - file.offset);
     options.onProgress?.({ received: file.offset, total: request.packageSize });
     const etag = file.offset > 0 ? (resume?.etag ?? null) : null;
-    transfer = new Transfer(request, settings, file, run, dispatcher, etag, options);
+    transfer = new Transfer(request, settings, file, run, etag, options);
     await transfer.receiveAll();
     if (file.offset !== request.packageSize)
       throw sizeMismatch(request, `received ${file.offset} bytes, expected ${request.packageSize}`);
@@ -141,7 +130,6 @@ export async function downloadPackage(
   } finally {
     run.dispose();
     await file?.close().catch(() => undefined);
-    await ownAgent?.destroy().catch(() => undefined);
   }
 }
 
@@ -176,15 +164,6 @@ function settingsOf(options: DownloadOptions): TransferSettings {
     checkpointBytes: positive('checkpointBytes', options.checkpointBytes ?? 64 * MiB),
     checkpointIntervalMs: positive('checkpointIntervalMs', options.checkpointIntervalMs ?? 5_000),
   };
-}
-
-function createAgent(settings: TransferSettings): Agent {
-  return new Agent({
-    connect: { timeout: settings.connectTimeoutMs },
-    headersTimeout: settings.headersTimeoutMs,
-    bodyTimeout: settings.stallTimeoutMs * 2,
-    connections: 1,
-  });
 }
 
 /** The checkpoint's offset when it belongs to this request and this partial file, else none. */

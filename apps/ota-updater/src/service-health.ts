@@ -10,8 +10,8 @@ import {
   type HealthCheck,
   type HealthReport,
 } from '@upgrade/core';
-import { request } from 'undici';
 import type { CheckServicesHealth } from './deploy.js';
+import { discardBody, sendRequest } from './http-client.js';
 import type { ServiceManager, ServiceSpec } from './ports.js';
 
 /** Options of `createServiceHealthCheck`. */
@@ -86,10 +86,16 @@ export function serviceHealthChecks(specs: readonly ServiceSpec[], services: Ser
 async function checkHttp(url: string, signal: AbortSignal): Promise<string> {
   let status: number;
   try {
-    // A fresh connection per check: a pooled socket to the process we just restarted is dead.
-    const response = await request(url, { method: 'GET', signal, reset: true });
-    status = response.statusCode;
-    await response.body.dump();
+    // A fresh connection per check (the client never pools): a socket to the process we just
+    // restarted would be dead. The caller's signal bounds the whole check.
+    const answer = await sendRequest(new URL(url), {
+      method: 'GET',
+      signal,
+      connectTimeoutMs: 60_000,
+      headersTimeoutMs: 60_000,
+    });
+    status = answer.status;
+    await discardBody(answer, 16 * 1024);
   } catch (error) {
     if (signal.aborted) throw error;
     throw new UpgradeError('HEALTH_CHECK_FAILED', `no answer (${describeNetworkError(error)})`, {
@@ -100,7 +106,7 @@ async function checkHttp(url: string, signal: AbortSignal): Promise<string> {
   return `HTTP ${status}`;
 }
 
-/** Only the error code (ECONNREFUSED, UND_ERR_SOCKET...): safe to show and enough to act on. */
+/** Only the error code (ECONNREFUSED, ECONNRESET...): safe to show and enough to act on. */
 function describeNetworkError(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? code : 'connection failed';

@@ -106,12 +106,17 @@ async function openZip(zipPath: string): Promise<ZipFile> {
   try {
     // decodeStrings off: names are decoded and checked below, with our own messages, instead of
     // yauzl failing the whole archive on the first odd name.
-    return await yauzl.openPromise(zipPath, {
+    const zip = await yauzl.openPromise(zipPath, {
       lazyEntries: true,
       autoClose: false,
       decodeStrings: false,
       validateEntrySizes: true,
     });
+    // Reads report their failures through their own promises and iterators; an 'error' the
+    // archive emits outside of them (its file reader failing between reads or at close) has no
+    // reader left to tell and must not end the process: the next read fails on its own.
+    zip.on('error', () => undefined);
+    return zip;
   } catch (error) {
     throw bad(`cannot be read as a ZIP archive (${message(error)})`, error);
   }

@@ -7,8 +7,8 @@
 // `stage` is one of OTA_STAGES, `progress` 0-100 (one decimal at most), `error` null or
 // `{ "code": "MD5_MISMATCH", "message": "..." }` with a stable code. Any 2xx is an acknowledgement;
 // the answer's body is ignored.
-import { Agent, request, type Dispatcher } from 'undici';
 import { UpgradeError, isUpgradeError, type ProgressSink, type ProgressUpdate } from '@upgrade/core';
+import { discardBody, sendRequest } from '../http-client.js';
 import type { OtaProgress, OtaStage } from '../ports.js';
 
 /** Where the device API takes progress reports unless configured otherwise. */
@@ -28,8 +28,6 @@ export interface DeviceApiReporterOptions {
   timeoutMs?: number;
   /** Told when reports start failing and when they work again, not about every failure. */
   logger?: DeviceApiLogger;
-  /** Carries the posts. Default: an Agent of the reporter, closed by `close()`. */
-  dispatcher?: Dispatcher;
 }
 
 /** A progress sink (pass it to `createProgressReporter`) that can be closed at shutdown. */
@@ -52,15 +50,9 @@ export function createDeviceApiReporter(options: DeviceApiReporterOptions = {}):
       'CONFIG_INVALID',
       `device API timeout must be a positive number of ms, is ${timeoutMs}`,
     );
-  let ownAgent: Agent | undefined;
-  const dispatcher =
-    options.dispatcher ??
-    (ownAgent = new Agent({
-      connect: { timeout: timeoutMs },
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    }));
   let failing = false;
+  // Posts still running, aborted by close() so a shutdown never waits on the device API.
+  const inFlight = new Set<AbortController>();
 
   const post = async (update: ProgressUpdate<OtaStage>): Promise<void> => {
     const body: OtaProgress = {
@@ -69,31 +61,34 @@ export function createDeviceApiReporter(options: DeviceApiReporterOptions = {}):
       message: update.message,
       error: update.error ?? null,
     };
-    // undici's own timeouts run on coarse timers; this one bounds the whole post, connect included.
+    // One deadline for the whole post, connect to the answer's last byte.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), timeoutMs);
     timer.unref();
+    inFlight.add(deadline);
     try {
-      const response = await request(url, {
+      const answer = await sendRequest(url, {
         method: 'POST',
-        dispatcher,
         headers: { 'content-type': 'application/json', 'user-agent': 'ota-updater' },
         body: JSON.stringify(body),
         signal: deadline.signal,
+        connectTimeoutMs: timeoutMs,
+        headersTimeoutMs: timeoutMs,
       });
-      await response.body.dump({ limit: 16 * 1024 });
-      if (response.statusCode < 200 || response.statusCode >= 300)
+      await discardBody(answer, 16 * 1024);
+      if (answer.status < 200 || answer.status >= 300)
         throw new UpgradeError(
           'UNAVAILABLE',
-          `device API answered HTTP ${response.statusCode} to a progress report`,
+          `device API answered HTTP ${answer.status} to a progress report`,
           {
-            details: { status: response.statusCode },
+            details: { status: answer.status },
           },
         );
     } catch (error) {
       throw failure(error, deadline.signal.aborted, url, timeoutMs);
     } finally {
       clearTimeout(timer);
+      inFlight.delete(deadline);
     }
   };
 
@@ -115,7 +110,7 @@ export function createDeviceApiReporter(options: DeviceApiReporterOptions = {}):
 
   return Object.assign(sink, {
     close: async () => {
-      await ownAgent?.destroy();
+      for (const post of inFlight) post.abort();
     },
   });
 }
