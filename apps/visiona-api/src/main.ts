@@ -5,6 +5,7 @@ import { systemClock, type Clock, type HealthCheck } from '@upgrade/core';
 import { migrate, openDatabase, type DatabaseHandle } from '@upgrade/db';
 import { createRotatingFile, listenAndServe, type LoggerOption, type ServiceApp } from '@upgrade/service';
 import { buildApp, type AppSettings } from './app.js';
+import { createLateLogger, type BackendLogger } from './backend-log.js';
 import type { Env } from './config.js';
 import * as schema from './db/schema.js';
 import { migrationsFolder } from './paths.js';
@@ -54,7 +55,11 @@ export interface Backends {
  * that is down at start does not stop the service: session calls answer 503 until it is back, and
  * /healthz says so.
  */
-export async function openBackends(config: BackendConfig, clock: Clock = systemClock): Promise<Backends> {
+export async function openBackends(
+  config: BackendConfig,
+  clock: Clock = systemClock,
+  logger?: BackendLogger,
+): Promise<Backends> {
   const warnings: string[] = [];
   const closers: (() => Promise<void>)[] = [];
   const healthChecks: HealthCheck[] = [];
@@ -71,6 +76,7 @@ export async function openBackends(config: BackendConfig, clock: Clock = systemC
       database = await openDatabase({
         url: config.DATABASE_URL,
         schema,
+        ...(logger === undefined ? {} : { logger }),
         pool: {
           max: config.DATABASE_POOL_MAX,
           connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
@@ -97,6 +103,7 @@ export async function openBackends(config: BackendConfig, clock: Clock = systemC
         url: config.REDIS_URL,
         keyPrefix: config.REDIS_KEY_PREFIX,
         timeoutMs: config.REDIS_TIMEOUT_MS,
+        ...(logger === undefined ? {} : { logger }),
       };
       const redisSessions = createRedisUserSessionStore({ ...redisOptions, ttl });
       closers.push(() => redisSessions.close());
@@ -207,7 +214,9 @@ export async function startVisionaApi(
   config: Env,
   options: { handleSignals?: boolean; logger?: LoggerOption } = {},
 ): Promise<RunningVisionaApi> {
-  const backends = await openBackends(config);
+  // The backends log connection losses on their own; the lines go to the app's logger once it exists.
+  const backendLog = createLateLogger();
+  const backends = await openBackends(config, systemClock, backendLog);
   let app: ServiceApp;
   try {
     app = await buildApp({
@@ -223,6 +232,7 @@ export async function startVisionaApi(
     await backends.close();
     throw error;
   }
+  backendLog.attach(app.log);
   // After the tunnel and in-flight requests: they may still touch the stores.
   app.addHook('onClose', () => backends.close());
   for (const warning of backends.warnings) app.log.warn(warning);

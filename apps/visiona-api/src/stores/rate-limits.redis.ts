@@ -2,6 +2,8 @@
 // load balancer counts the same attempts. A fixed window per key: INCR, and PEXPIRE on the first hit.
 import { UpgradeError } from '@upgrade/core';
 import { Redis } from 'ioredis';
+import type { BackendLogger } from '../backend-log.js';
+import { watchRedisConnection } from './redis-connection.js';
 
 /** KEYS[1] counter; ARGV window ms. Returns the count and the ms left in the window. */
 const HIT = `
@@ -27,6 +29,8 @@ export interface RedisRateLimitOptions {
   keyPrefix?: string;
   /** Bound on connecting and on each command. Default 1000 ms. */
   timeoutMs?: number;
+  /** Where the connection's loss and return are logged. */
+  logger?: BackendLogger;
 }
 
 /**
@@ -47,7 +51,7 @@ export function createRedisRateLimits(options: RedisRateLimitOptions): {
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   });
-  redis.on('error', () => undefined);
+  watchRedisConnection(redis, 'rate limits', options.logger);
 
   const storeFor = (prefix: string): RateLimitStore => ({
     incr: (key, callback, timeWindow) => {

@@ -10,8 +10,10 @@
 // NOSCRIPT), so a request sends the session key and a few numbers, not the script.
 import { UpgradeError } from '@upgrade/core';
 import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import type { BackendLogger } from '../backend-log.js';
 import type { SessionUser, UserSession, UserSessionStore, UserSessionTtl } from '../ports.js';
 import { hashToken, newToken } from '../tokens.js';
+import { watchRedisConnection } from './redis-connection.js';
 
 /**
  * KEYS[1] session key, KEYS[2] the user's session set; ARGV user id, idle ms, absolute ms, email
@@ -87,6 +89,8 @@ export interface RedisUserSessionOptions {
   keyPrefix?: string;
   /** Bound on connecting and on each command; a down Redis fails calls within this. Default 1000 ms. */
   timeoutMs?: number;
+  /** Where the connection's loss and return are logged. */
+  logger?: BackendLogger;
 }
 
 /** The store and its client's shutdown. */
@@ -118,9 +122,9 @@ export function createRedisUserSessionStore(options: RedisUserSessionOptions): R
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   };
   const redis = new Redis(options.url, redisOptions);
-  // Connection errors also reject the commands in flight, which map them; without a listener
-  // ioredis prints every reconnect failure.
-  redis.on('error', () => undefined);
+  // Connection errors also reject the commands in flight, which map them; the watcher logs the
+  // loss and the return once each.
+  watchRedisConnection(redis, 'user sessions', options.logger);
   redis.defineCommand('sessionCreate', { numberOfKeys: 2, lua: CREATE });
   redis.defineCommand('sessionRead', { numberOfKeys: 1, lua: READ });
   redis.defineCommand('sessionDestroyForUser', { numberOfKeys: 1, lua: DESTROY_FOR_USER });

@@ -6,6 +6,8 @@
 // compare-and-delete are atomic.
 import { UpgradeError } from '@upgrade/core';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { BackendLogger } from '../backend-log.js';
+import { watchRedisConnection } from '../stores/redis-connection.js';
 import type { TunnelClaim, TunnelHolder, TunnelRegistry } from './registry.js';
 
 /** KEYS[1] entry; ARGV instance, url, connection, connected at, last seen, ttl ms, channel, message. */
@@ -49,6 +51,8 @@ export interface RedisTunnelRegistryOptions {
   ttlMs?: number;
   /** Bound on connecting and on each command; a down Redis fails calls within this. Default 1000 ms. */
   timeoutMs?: number;
+  /** Where the connection's loss and return, and a failed claims subscription, are logged. */
+  logger?: BackendLogger;
 }
 
 /** The registry and its start-up wait. */
@@ -82,13 +86,30 @@ export function createRedisTunnelRegistry(options: RedisTunnelRegistryOptions): 
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
   });
-  // A subscriber holds its connection for pushed messages only; it resubscribes after reconnecting.
-  const subscriber = new Redis(options.url, base);
-  // Commands in flight are rejected with the cause; without listeners ioredis prints each failure.
-  redis.on('error', () => undefined);
+  // A subscriber holds its connection for pushed messages only. It subscribes on every 'ready'
+  // itself: ioredis's own resubscribe after a reconnect (autoResubscribe) leaves its SUBSCRIBE
+  // promise unhandled, so a connection closed before the reply (a close during the reconnect, or
+  // Redis dropping again) rejects it with "Connection is closed." and nobody catches it.
+  const subscriber = new Redis(options.url, { ...base, autoResubscribe: false });
+  // Commands in flight are rejected with the cause; the watcher logs the loss and the return once
+  // each (the subscriber shares the server, so its own errors would only repeat them).
+  watchRedisConnection(redis, 'tunnel registry', options.logger);
   subscriber.on('error', () => undefined);
-  const subscribed = subscriber.subscribe(channel);
-  subscribed.catch(() => undefined);
+  let closing = false;
+  let markSubscribed: () => void = () => undefined;
+  const subscribed = new Promise<void>((resolve) => {
+    markSubscribed = resolve;
+  });
+  subscriber.on('ready', () => {
+    subscriber.subscribe(channel).then(
+      () => markSubscribed(),
+      (error: unknown) => {
+        // The connection went away before the reply: the next 'ready' subscribes again, and
+        // meanwhile each heartbeat's refresh still finds a lost claim.
+        if (!closing) options.logger?.warn({ err: error }, 'could not subscribe to tunnel claims');
+      },
+    );
+  });
   const listeners: ((deviceId: string, connectionId: string) => void)[] = [];
   subscriber.on('message', (from: string, message: string) => {
     if (from !== channel) return;
@@ -172,6 +193,7 @@ export function createRedisTunnelRegistry(options: RedisTunnelRegistryOptions): 
       listeners.push(listener);
     },
     close: async () => {
+      closing = true;
       listeners.length = 0;
       redis.disconnect();
       subscriber.disconnect();
