@@ -39,9 +39,14 @@ const TRUNCATE = 'TRUNCATE session_tokens, pairing_tokens, devices, models, user
 const INTERNAL_TOKEN = 'internal-token-shared-by-every-instance-0123456789';
 /** Long enough that no beat fires during a test that is not about heartbeats or expiry. */
 const QUIET_HEARTBEAT_MS = 60_000;
-const FAST_HEARTBEAT_MS = 100;
+/**
+ * A beat closes a connection whose previous PING is still unanswered, so the beat is also the
+ * PING's deadline: at 100 ms a loaded 2-core machine stalled the PING's round trip (in this one
+ * process) past it and the tunnel under test closed as "heartbeat missed".
+ */
+const FAST_HEARTBEAT_MS = 250;
 /** Registry TTL of the expiry test: a few beats. */
-const SHORT_TTL_MS = 600;
+const SHORT_TTL_MS = 1_500;
 const FAST_RECONNECT = { minMs: 20, maxMs: 100 };
 
 const testDb = useTestDatabase();
