@@ -1,5 +1,6 @@
 // The command-line shell every service's `cli.ts` shares: `.env`, the command dispatch with
 // `serve` as the default, help, and bad arguments as one readable line plus the usage, exit 2.
+import { installCrashPolicy } from './crash-policy.js';
 import { loadDotenv } from './dotenv.js';
 import { EXIT_CODES, runMain, type RunMainOptions } from './run-main.js';
 
@@ -24,6 +25,8 @@ export interface CliSpec {
   commands: Record<string, CliCommand>;
   /** Run when no command is given (default `serve`). */
   defaultCommand?: string;
+  /** The service's version, on the crash line. */
+  version?: string;
 }
 
 export interface RunCliOptions extends RunMainOptions {
@@ -32,12 +35,18 @@ export interface RunCliOptions extends RunMainOptions {
   stdout?: { write(text: string): unknown };
   /** Default: `.env` in the working directory (see loadDotenv). */
   dotenvPath?: string;
+  /**
+   * Install the process crash policy (installCrashPolicy) under `spec.name`. Default true; tests
+   * that run a CLI inside the test runner's own process pass false.
+   */
+  crashPolicy?: boolean;
 }
 
 const HELP = new Set(['help', '--help', '-h']);
 
 /**
- * Runs a service CLI under runMain (configuration errors exit 2, crashes 1): loads `.env`, picks
+ * Runs a service CLI under runMain (configuration errors exit 2, crashes 1): installs the crash
+ * policy (an unhandled rejection or uncaught exception: one JSON line, exit 1), loads `.env`, picks
  * the command, prints the usage for help, and turns a UsageError into one line + usage + exit 2.
  *
  * @example await runCli({ name: 'rcu-scheduler', usage: USAGE, commands: { serve: () => start(loadRcuConfig()) } })
@@ -47,6 +56,12 @@ export async function runCli(spec: CliSpec, options: RunCliOptions = {}): Promis
   const stderr = options.stderr ?? process.stderr;
   const stdout = options.stdout ?? process.stdout;
   const [command = spec.defaultCommand ?? 'serve', ...rest] = options.argv ?? process.argv.slice(2);
+  if (options.crashPolicy !== false) {
+    installCrashPolicy({
+      service: spec.name,
+      ...(spec.version === undefined ? {} : { version: spec.version }),
+    });
+  }
   await runMain(
     async () => {
       try {

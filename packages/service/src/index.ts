@@ -7,6 +7,13 @@ export { ConfigError, isConfigError, loadConfig, type ConfigIssue } from './conf
 export { isSecretName } from './config-messages.js';
 export { loadDotenv } from './dotenv.js';
 export { EXIT_CODES, runMain, type RunMainOptions } from './run-main.js';
+export {
+  crashLine,
+  installCrashPolicy,
+  type CrashKind,
+  type CrashLine,
+  type CrashPolicyOptions,
+} from './crash-policy.js';
 export { UsageError, runCli, usageError, type CliCommand, type CliSpec, type RunCliOptions } from './cli.js';
 
 /** Errors on the wire. */

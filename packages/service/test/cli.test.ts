@@ -20,6 +20,7 @@ async function cli(
     {
       argv,
       dotenvPath,
+      crashPolicy: false,
       exit: (c) => (code = c),
       stdout: { write: (t: string) => (stdout += t) },
       stderr: { write: (t: string) => (stderr += t) },

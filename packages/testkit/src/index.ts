@@ -45,3 +45,11 @@ export {
   type FakeSystemd,
   type FakeUnit,
 } from './fake-systemd.js';
+/** A real service process made to crash (unhandled rejection / uncaught exception) and how it ended. */
+export {
+  PROVOKE_CRASH_MODULE,
+  probeCrash,
+  type CrashProbeOptions,
+  type CrashProbeResult,
+  type ProvokedCrash,
+} from './crash-probe.js';
