@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // rcu-scheduler [serve] | migrate [up|status] | report [--since <ISO date | 7d | 24h>] | help
 import { isMigrateSubcommand, runMigrateCommand } from '@upgrade/db';
-import { runCli, usageError } from '@upgrade/service';
+import { join } from 'node:path';
+import { loadDotenv, runCli, usageError } from '@upgrade/service';
 import { createPgStore } from './adapters/pg-store.js';
 import { loadDatabaseConfig, loadRcuConfig } from './config.js';
 import { openRcuDatabase, startRcuScheduler } from './main.js';
-import { migrationsFolder } from './paths.js';
+import { migrationsFolder, packageRoot } from './paths.js';
 import { formatStatsReport } from './report.js';
+import { StartupError } from './startup.js';
 
 const USAGE = `usage: rcu-scheduler [command]
 
@@ -17,7 +19,7 @@ commands:
                          WHEN: an ISO date, or a span back from now such as 7d, 24h, 90m (default 7d)
   help                   this text
 
-configuration comes from the environment and ./.env; see .env.example`;
+configuration: the environment, then ./.env, then the service's own .env; see .env.example`;
 
 async function runMigrate(sub: string): Promise<void> {
   if (!isMigrateSubcommand(sub)) usageError(`unknown migrate command "${sub}" (use up or status)`);
@@ -59,12 +61,31 @@ export function parseSince(value: string | undefined, now = Date.now()): Date {
   return date;
 }
 
+/**
+ * Every command reads the service's own `.env` (beside package.json) after the working
+ * directory's, which runCli has loaded: real environment > ./.env > <service dir>/.env. So
+ * `node apps/rcu-scheduler/dist/cli.js` from anywhere finds the service's configuration. A
+ * start-up failure prints its one line and exits with its code (2: fix the configuration).
+ */
+function command(run: (args: string[]) => Promise<unknown>): (args: string[]) => Promise<unknown> {
+  return async (args) => {
+    loadDotenv(join(packageRoot, '.env'));
+    try {
+      return await run(args);
+    } catch (error) {
+      if (!(error instanceof StartupError)) throw error;
+      process.stderr.write(`rcu-scheduler: ${error.message}\n`);
+      process.exit(error.exitCode);
+    }
+  };
+}
+
 await runCli({
   name: 'rcu-scheduler',
   usage: USAGE,
   commands: {
-    serve: () => startRcuScheduler(loadRcuConfig()),
-    migrate: (args) => runMigrate(args[0] ?? 'up'),
-    report: runReport,
+    serve: command(() => startRcuScheduler(loadRcuConfig())),
+    migrate: command((args) => runMigrate(args[0] ?? 'up')),
+    report: command(runReport),
   },
 });

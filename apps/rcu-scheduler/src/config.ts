@@ -15,18 +15,23 @@ export const EnvSchema = Type.Object({
     Type.String({
       pattern: '^postgres(ql)?://',
       description:
-        'PostgreSQL URL; without a database name, `test_upgrade` is used (and created when missing)',
+        'PostgreSQL URL; without a database name, `test_upgrade` is used. Only `test_upgrade` is created when missing (or any name with DATABASE_CREATE=true)',
     }),
   ),
+  DATABASE_CREATE: Type.Boolean({
+    default: false,
+    description:
+      'create the database DATABASE_URL names when it is missing, whatever its name (`test_upgrade` is always created)',
+  }),
   DATA_DIR: Type.String({
     default: './data/rcu-scheduler',
     description: 'embedded PGlite database (when DATABASE_URL is unset) and the result spool',
   }),
   MIGRATE_ON_START: Type.Boolean({ default: true, description: 'apply pending migrations at start-up' }),
+  // No default: a test deployment with it blank must not reach the production cloud and its devices.
   VENDOR_BASE_URL: Type.String({
-    default: 'https://www.boonlive-rcu.com/api',
     pattern: '^https?://',
-    description: 'base URL of the vendor cloud API',
+    description: 'base URL of the vendor cloud API (required; production: https://www.boonlive-rcu.com/api)',
   }),
   VENDOR_USERNAME: Type.String({ minLength: 1, description: 'vendor cloud account' }),
   VENDOR_PASSWORD: Type.String({ minLength: 1, description: 'vendor cloud password' }),
@@ -83,24 +88,7 @@ export type Env = Static<typeof EnvSchema>;
 /** Loads and checks the configuration; a ConfigError names every problem at once. */
 export function loadRcuConfig(env: Readonly<Record<string, string | undefined>> = process.env): Env {
   const config = loadConfig(EnvSchema, env);
-  const issues: ConfigIssue[] = [];
-  const seen = new Set<number>();
-  for (const group of config.RCU_GROUPS) {
-    if (seen.has(group.roomTypeId)) {
-      issues.push({
-        variable: 'RCU_GROUPS',
-        message: `roomTypeId ${group.roomTypeId} appears twice; merge its hosts into one group`,
-      });
-    }
-    seen.add(group.roomTypeId);
-  }
-  const names = config.FIRMWARE_FILES.map((f) => f.filename);
-  if (new Set(names).size !== names.length) {
-    issues.push({
-      variable: 'FIRMWARE_FILES',
-      message: 'lists the same filename twice; the rotation needs distinct files',
-    });
-  }
+  const issues: ConfigIssue[] = [...groupIssues(config.RCU_GROUPS), ...fileIssues(config.FIRMWARE_FILES)];
   if (config.POLL_INTERVAL_MS > config.POLL_TIMEOUT_MS) {
     issues.push({
       variable: 'POLL_INTERVAL_MS',
@@ -111,9 +99,84 @@ export function loadRcuConfig(env: Readonly<Record<string, string | undefined>> 
   return config;
 }
 
+/**
+ * A host in two groups, or twice in one, would get two firmware pushes a round (or a row for a host
+ * the vendor was never asked about): refused at start, naming the host and its groups.
+ */
+export function groupIssues(groups: Env['RCU_GROUPS']): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const roomTypes = new Set<number>();
+  const groupOf = new Map<string, number>();
+  for (const group of groups) {
+    if (roomTypes.has(group.roomTypeId)) {
+      issues.push({
+        variable: 'RCU_GROUPS',
+        message: `roomTypeId ${group.roomTypeId} appears twice; merge its hosts into one group`,
+      });
+    }
+    roomTypes.add(group.roomTypeId);
+    const inGroup = new Set<string>();
+    for (const host of group.hosts) {
+      if (host !== host.trim()) {
+        issues.push({
+          variable: 'RCU_GROUPS',
+          message: `roomTypeId ${group.roomTypeId}: host ${JSON.stringify(host)} has spaces around it`,
+        });
+      }
+      if (inGroup.has(host)) {
+        issues.push({
+          variable: 'RCU_GROUPS',
+          message: `roomTypeId ${group.roomTypeId} lists host ${host} twice; list each host once`,
+        });
+        continue;
+      }
+      inGroup.add(host);
+      const other = groupOf.get(host);
+      if (other !== undefined && other !== group.roomTypeId) {
+        issues.push({
+          variable: 'RCU_GROUPS',
+          message: `host ${host} is in roomTypeId ${other} and roomTypeId ${group.roomTypeId}; a host belongs to one room type (it would be upgraded twice a round)`,
+        });
+      } else groupOf.set(host, group.roomTypeId);
+    }
+  }
+  return issues;
+}
+
+/** The vendor knows firmware by file name alone: a path or a control character is a typo. */
+function isPlainFileName(name: string): boolean {
+  if (name === '.' || name === '..' || name.trim() !== name) return false;
+  for (const char of name) {
+    const code = char.charCodeAt(0);
+    if (code < 0x20 || code === 0x7f || '/\\:*?"<>|'.includes(char)) return false;
+  }
+  return true;
+}
+
+export function fileIssues(files: Env['FIRMWARE_FILES']): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const names = files.map((f) => f.filename);
+  if (new Set(names).size !== names.length) {
+    issues.push({
+      variable: 'FIRMWARE_FILES',
+      message: 'lists the same filename twice; the rotation needs distinct files',
+    });
+  }
+  for (const name of names) {
+    if (!isPlainFileName(name)) {
+      issues.push({
+        variable: 'FIRMWARE_FILES',
+        message: `filename ${JSON.stringify(name)} is not a plain file name (no path, no / \\ : * ? " < > |, no spaces around it); give the name the vendor cloud knows the file by, e.g. RCU_V2.3.1.bin`,
+      });
+    }
+  }
+  return issues;
+}
+
 /** Just the database settings: `migrate` and `report` run without vendor credentials. */
 export const DatabaseEnvSchema = Type.Object({
   DATABASE_URL: EnvSchema.properties.DATABASE_URL,
+  DATABASE_CREATE: EnvSchema.properties.DATABASE_CREATE,
   DATA_DIR: EnvSchema.properties.DATA_DIR,
 });
 

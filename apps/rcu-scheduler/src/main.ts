@@ -14,6 +14,7 @@ import * as schema from './db/schema.js';
 import { migrationsFolder } from './paths.js';
 import type { RoundEvent, RoundSettings } from './rounds.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
+import { StartupError, databaseName, databaseStartupError } from './startup.js';
 
 /** The default database name when DATABASE_URL names none. */
 export const DEFAULT_DATABASE = 'test_upgrade';
@@ -25,13 +26,29 @@ export function withDefaultDatabase(url: string): string {
   return parsed.toString();
 }
 
-/** Opens the configured database (creating a missing PostgreSQL database) and migrates it. */
-export async function openRcuDatabase(config: Pick<Env, 'DATABASE_URL' | 'DATA_DIR' | 'MIGRATE_ON_START'>) {
+/**
+ * Opens the configured database and migrates it (or, with migrations off, checks it answers). A
+ * missing PostgreSQL database is created only when it is the default `test_upgrade` or
+ * `DATABASE_CREATE` is set: a mistyped name must fail, not start an empty history. Failures are
+ * StartupErrors: one line naming host:port (or the data directory) and the cause.
+ */
+export async function openRcuDatabase(
+  config: Pick<Env, 'DATABASE_URL' | 'DATA_DIR' | 'MIGRATE_ON_START'> & { DATABASE_CREATE?: boolean },
+) {
   const url = config.DATABASE_URL === undefined ? undefined : withDefaultDatabase(config.DATABASE_URL);
-  if (url !== undefined) await ensureDatabase(url);
-  const db = await openDatabase({ url, dataDir: join(config.DATA_DIR, 'pglite'), schema });
-  if (config.MIGRATE_ON_START) await migrate(db, migrationsFolder);
-  return db;
+  const dataDir = join(config.DATA_DIR, 'pglite');
+  let db: DatabaseHandle<typeof schema> | undefined;
+  try {
+    if (url !== undefined && (config.DATABASE_CREATE === true || databaseName(url) === DEFAULT_DATABASE))
+      await ensureDatabase(url);
+    db = await openDatabase({ url, dataDir, schema });
+    if (config.MIGRATE_ON_START) await migrate(db, migrationsFolder);
+    else await db.ping();
+    return db;
+  } catch (error) {
+    await db?.close().catch(() => undefined);
+    throw databaseStartupError(error, url === undefined ? { dataDir } : { url });
+  }
 }
 
 export function roundSettings(config: Env): RoundSettings {
@@ -115,14 +132,21 @@ export async function startRcuScheduler(
     await vendor.close();
     await db.close();
   });
-  const { address, stop: removeSignalHandlers } = await listenAndServe(
-    app,
-    { port: config.PORT, host: config.HOST },
-    {
-      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-      ...(options.handleSignals === false ? { signals: [] } : {}),
-    },
-  );
+  let listening: Awaited<ReturnType<typeof listenAndServe>>;
+  try {
+    listening = await listenAndServe(
+      app,
+      { port: config.PORT, host: config.HOST },
+      {
+        shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+        ...(options.handleSignals === false ? { signals: [] } : {}),
+      },
+    );
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    throw listenStartupError(error, config);
+  }
+  const { address, stop: removeSignalHandlers } = listening;
   app.log.info({ docs: `${address}/docs`, database: db.target }, 'rcu-scheduler listening');
   scheduler.start();
   return {
@@ -134,6 +158,17 @@ export async function startRcuScheduler(
       await app.close();
     },
   };
+}
+
+/** EADDRINUSE may pass (an old instance still stopping): 1; a bad address or privileged port: 2. */
+function listenStartupError(error: unknown, config: Pick<Env, 'HOST' | 'PORT'>): StartupError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const where = `cannot listen on ${config.HOST}:${config.PORT} (HOST, PORT)`;
+  if (code === 'EADDRINUSE') return new StartupError(`${where}: the port is in use by another process`, 1);
+  if (code === 'EACCES') return new StartupError(`${where}: not permitted (a port below 1024?)`, 2);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    return new StartupError(`${where}: this machine has no such address`, 2);
+  return new StartupError(`${where}: ${error instanceof Error ? error.message : String(error)}`, 1);
 }
 
 function roundMetrics(registry: Registry) {

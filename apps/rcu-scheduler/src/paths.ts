@@ -6,3 +6,5 @@ import { fileURLToPath } from 'node:url';
 export const migrationsFolder = fileURLToPath(new URL('../drizzle', import.meta.url));
 /** The vendor API spec and its fixtures. */
 export const specFolder = fileURLToPath(new URL('../spec', import.meta.url));
+/** The package root: where the service's own `.env` sits (read after the working directory's). */
+export const packageRoot = fileURLToPath(new URL('..', import.meta.url));

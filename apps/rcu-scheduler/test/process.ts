@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+/** The built CLI; the package root is the folder above it. */
+export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -97,9 +98,13 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
 export function runCli(
   args: string[],
   env: Record<string, string>,
+  options: { cwd?: string; cli?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+    const child = spawn(process.execPath, [options.cli ?? CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      cwd: options.cwd,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -14,8 +14,11 @@ import {
 import type { FirmwareFile, HostGroup, HostProgress, HostStatus, VendorApi } from '../ports.js';
 import { loadVendorSchemas, locateVendorSpec, type VendorSchemaName } from './vendor-spec.js';
 
-/** The vendor cloud's production base URL. */
-export const DEFAULT_VENDOR_BASE_URL = 'https://www.boonlive-rcu.com/api';
+/**
+ * The vendor cloud's production base URL, for documentation only: the base URL is always given
+ * explicitly, so a blank setting can never reach production devices.
+ */
+export const PRODUCTION_VENDOR_BASE_URL = 'https://www.boonlive-rcu.com/api';
 
 /**
  * Deviations from the spec the adapter reads through because their meaning is unambiguous: a host
@@ -37,8 +40,8 @@ export interface VendorApiLogger {
 
 /** Options of {@link createVendorApi}; times in milliseconds. */
 export interface VendorApiOptions {
-  /** Default {@link DEFAULT_VENDOR_BASE_URL}; the endpoints are appended: `<baseUrl>/Upgrade_V2`. */
-  baseUrl?: string;
+  /** Required, no default (production is {@link PRODUCTION_VENDOR_BASE_URL}); the endpoints are appended: `<baseUrl>/Upgrade_V2`. */
+  baseUrl: string;
   /** The API account, sent in every request body (the spec's `Credentials`). */
   username: string;
   password: string;
@@ -143,7 +146,7 @@ const MESSAGE_LIMIT = 300;
  * @example const vendor = createVendorApi({ baseUrl, username, password, responseTimeoutMs: 15_000 })
  */
 export function createVendorApi(options: VendorApiOptions): VendorApiClient {
-  const baseUrl = checkBaseUrl(options.baseUrl ?? DEFAULT_VENDOR_BASE_URL);
+  const baseUrl = checkBaseUrl(options.baseUrl);
   const { username, password } = options;
   if (username === '' || password === '')
     throw new UpgradeError('CONFIG_INVALID', 'vendor credentials: user name and password must not be empty');
