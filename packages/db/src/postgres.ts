@@ -15,6 +15,13 @@ export interface PoolOptions {
   idleTimeoutMillis?: number;
   /** Server-side `statement_timeout` for every connection; unset keeps the server's default. */
   statementTimeoutMillis?: number;
+  /**
+   * Client-side deadline of each query, from the call to its answer; unset: none (the default).
+   * A server that is frozen or cut off mid-query never answers, and `statement_timeout` cannot
+   * fire there. Past the deadline the query fails with TIMEOUT and its connection is destroyed, so
+   * the pool never hands out a connection still waiting for the lost answer.
+   */
+  queryTimeoutMillis?: number;
   /** Shown in `pg_stat_activity`, to tell the services apart. */
   applicationName?: string;
 }
@@ -40,6 +47,7 @@ export function openPostgres<TSchema extends Schema = Record<string, never>>(
     statement_timeout: limits.statementTimeoutMillis,
     application_name: limits.applicationName,
     keepAlive: true,
+    ...(limits.queryTimeoutMillis === undefined ? {} : { query_timeout: limits.queryTimeoutMillis }),
   });
   // An idle connection dropped by the server (restart, failover) is reported here; without a
   // listener Node treats it as an uncaught error and the whole service exits.
@@ -53,6 +61,7 @@ export function openPostgres<TSchema extends Schema = Record<string, never>>(
   // process alive.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    if (limits.queryTimeoutMillis !== undefined) dropOnQueryTimeout(client);
   });
   const db = drizzle<TSchema>({ client: pool, schema });
   const execute = <Row extends Record<string, unknown>>(query: SQLWrapper | string): Promise<Row[]> =>
@@ -72,6 +81,40 @@ export function openPostgres<TSchema extends Schema = Record<string, never>>(
     healthCheck: (name = 'database') => pingHealthCheck(name, 'postgres', ping),
     close: () => (closing ??= pool.end()),
   };
+}
+
+const READ_TIMEOUT_MESSAGE = 'Query read timeout';
+
+/**
+ * Makes a pooled client destroy its connection when a query misses pg's `query_timeout`. pg only
+ * rejects the late query: the connection keeps waiting for the answer, and every later query on
+ * it (the pool hands it out again; a transaction's ROLLBACK) queues behind that answer. Destroyed,
+ * the connection fails what is queued on it at once and the pool removes it on release.
+ */
+function dropOnQueryTimeout(client: pg.PoolClient): void {
+  const destroy = (error: unknown): void => {
+    if (error instanceof Error && error.message === READ_TIMEOUT_MESSAGE) {
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    }
+  };
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const bounded = (...args: unknown[]): unknown => {
+    const last = args.at(-1);
+    if (typeof last === 'function') {
+      const callback = last as (error: unknown, result?: unknown) => void;
+      args[args.length - 1] = (error: unknown, result?: unknown): void => {
+        destroy(error);
+        callback(error, result);
+      };
+    }
+    const result = query(...args);
+    if (!(result instanceof Promise)) return result;
+    return result.catch((error: unknown) => {
+      destroy(error);
+      throw error;
+    });
+  };
+  (client as unknown as { query: typeof bounded }).query = bounded;
 }
 
 /** The URL without its password, for logs and status output. */

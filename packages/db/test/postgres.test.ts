@@ -165,6 +165,35 @@ describe('@upgrade/db on PostgreSQL only', () => {
       expect(error).toMatchObject({ code: 'TIMEOUT', status: 504, details: { sqlState: '57014' } });
     });
 
+    it('fails a query past the client-side deadline with TIMEOUT and drops its connection', async () => {
+      const bounded = await open({ pool: { max: 1, queryTimeoutMillis: 200 } });
+      const pid = async (): Promise<number> =>
+        (await bounded.execute<{ pid: number }>('SELECT pg_backend_pid() AS pid'))[0]?.pid ?? 0;
+      const before = await pid();
+
+      // The server stays busy for 20 s: only the client's deadline can end the wait.
+      const late = await rejectionOf(bounded.execute('SELECT pg_sleep(20)'));
+      expect(late).toMatchObject({ code: 'TIMEOUT' });
+      // The pool's one slot is usable at once, on a new connection, not queued behind the sleep.
+      const after = await pid();
+      expect(after).not.toBe(before);
+
+      // In a transaction, the ROLLBACK does not wait for the lost answer either.
+      const inTx = await rejectionOf(
+        withTx(bounded, async (tx) => {
+          await tx.execute(sql`SELECT pg_sleep(20)`);
+        }),
+      );
+      expect(['TIMEOUT', 'UNAVAILABLE']).toContain(inTx.code);
+      expect(await pid()).not.toBe(after);
+      await terminate(`query LIKE 'SELECT pg_sleep(20)%'`);
+    });
+
+    it('leaves queries without a deadline unless one is asked for', async () => {
+      const plain = await open({ pool: { max: 1 } });
+      await expect(plain.execute('SELECT pg_sleep(0.3)')).resolves.toHaveLength(1);
+    });
+
     it('maps a deadlock to a retryable CONFLICT and rolls the loser back', async () => {
       await admin.db.insert(widgets).values([{ name: 'dl-1' }, { name: 'dl-2' }]);
       let arrived = 0;
