@@ -45,20 +45,24 @@ export const WORKING_STATES: readonly HaState[] = [
   'VERIFY',
 ];
 
-/** Why a run did not complete: a cancel request, or the error that stopped it. */
-/** `code` is an ERROR_CODES value, or whatever code a node's agent answered with. */
-export type StopCause = { kind: 'cancel'; reason: string } | { kind: 'error'; code: string };
+/**
+ * Why a run did not complete: a cancel request, the deadline of the whole run (upgradeTimeoutMs),
+ * or the error that stopped a step. `code` is an ERROR_CODES value, or whatever code a node's agent
+ * answered with.
+ */
+export type StopCause =
+  { kind: 'cancel'; reason: string } | { kind: 'deadline' } | { kind: 'error'; code: string };
 
 /**
- * The final state a stopped run ends in: CANCELLED for a cancel, TIMEOUT for any timeout (the
- * whole-run deadline, a call without an answer, replication or the VIP not moving in time),
- * UNREACHABLE when a node could not be reached, FAILED for everything else.
+ * The final state a stopped run ends in: CANCELLED for a cancel, TIMEOUT only for the deadline of
+ * the whole run, UNREACHABLE when a node could not be reached, FAILED for everything else, a
+ * step's own timeout included (a call without an answer, replication or the VIP not moving in
+ * time: the task's error names the step and the code TIMEOUT).
  */
 export function failureStateOf(cause: StopCause): (typeof FAILURE_ENDS)[number] {
   if (cause.kind === 'cancel') return 'CANCELLED';
+  if (cause.kind === 'deadline') return 'TIMEOUT';
   switch (cause.code) {
-    case 'TIMEOUT':
-      return 'TIMEOUT';
     case 'UNREACHABLE':
       return 'UNREACHABLE';
     default:

@@ -114,6 +114,8 @@ export interface UpgradePackage {
 export interface TaskError {
   code: string;
   message: string;
+  /** The step that failed (e.g. `standby.replication`), when the error came from one. */
+  step?: string | null;
 }
 
 export interface UpgradeTask {

@@ -598,10 +598,14 @@ async function finishStopped(run: Run, stop: Stop): Promise<void> {
   const { ctx } = run;
   const { rec } = ctx;
   rec.bestEffort = true;
+  // The step that stopped the run, before the rollback's own steps replace it on the task.
+  const failedStep = rec.task.currentStep;
   const final = failureStateOf(
     stop.kind === 'cancel'
       ? { kind: 'cancel', reason: stop.reason }
-      : { kind: 'error', code: stop.error.code },
+      : ctx.signal.aborted
+        ? { kind: 'deadline' }
+        : { kind: 'error', code: stop.error.code },
   );
   if (stop.kind === 'cancel') {
     // The cancel request may have recorded its time and reason already: the first one stays.
@@ -631,9 +635,10 @@ async function finishStopped(run: Run, stop: Stop): Promise<void> {
       ? {
           code: 'ROLLBACK_FAILED',
           message: `${stop.kind === 'cancel' ? `cancelled (${stop.reason})` : describeError(stop.error)}; rollback incomplete: ${problems.join('; ')}`,
+          step: failedStep,
         }
       : stop.kind === 'error'
-        ? { code: stop.error.code, message: stop.error.message }
+        ? { code: stop.error.code, message: stop.error.message, step: failedStep }
         : null;
   const skipped = ctx.nodes.unreachable;
   const summary = [

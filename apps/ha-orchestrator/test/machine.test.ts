@@ -105,7 +105,9 @@ describe('HA_MACHINE', () => {
 describe('failureStateOf', () => {
   it('maps the cause to the final state', () => {
     expect(failureStateOf({ kind: 'cancel', reason: 'operator' })).toBe('CANCELLED');
-    expect(failureStateOf({ kind: 'error', code: 'TIMEOUT' })).toBe('TIMEOUT');
+    expect(failureStateOf({ kind: 'deadline' })).toBe('TIMEOUT');
+    // A step's own timeout is a failure of that step, not the run's deadline.
+    expect(failureStateOf({ kind: 'error', code: 'TIMEOUT' })).toBe('FAILED');
     expect(failureStateOf({ kind: 'error', code: 'UNREACHABLE' })).toBe('UNREACHABLE');
     expect(failureStateOf({ kind: 'error', code: 'HEALTH_CHECK_FAILED' })).toBe('FAILED');
     expect(failureStateOf({ kind: 'error', code: 'SOMETHING_THE_AGENT_SAID' })).toBe('FAILED');

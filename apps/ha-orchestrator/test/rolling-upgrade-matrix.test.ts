@@ -81,21 +81,27 @@ describe('every call of the flow', () => {
         return;
       }
       expect(task.state, t.label).toBe('FAILED');
-      expect(task.error, t.label).toEqual({ code: 'DEPLOYMENT_FAILED', message: `injected at ${t.label}` });
+      expect(task.error, t.label).toEqual({
+        code: 'DEPLOYMENT_FAILED',
+        message: `injected at ${t.label}`,
+        step: expect.any(String) as unknown,
+      });
       expectRolledBack(h, task, t.label);
     }),
   );
 
   it(
-    'hanging: TIMEOUT (a call timeout or the deadline of the run) and the pair rolled back',
+    'hanging: FAILED with code TIMEOUT and its step (a call timeout) or TIMEOUT (the deadline of the run), the pair rolled back',
     each(async (t) => {
       const { h, task } = await runWith({ type: 'hang' }, t);
       if (tolerated(t)) {
         expect(task.state, t.label).toBe('COMPLETE');
         return;
       }
-      expect(task.state, t.label).toBe('TIMEOUT');
+      const deadline = /^upgrade to \S+ did not finish within \d+ ms$/.test(task.error?.message ?? '');
+      expect(task.state, t.label).toBe(deadline ? 'TIMEOUT' : 'FAILED');
       expect(task.error?.code, t.label).toBe('TIMEOUT');
+      expect(task.error?.step, t.label).toEqual(expect.any(String));
       expectRolledBack(h, task, t.label);
     }),
   );

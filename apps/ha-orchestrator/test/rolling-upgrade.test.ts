@@ -210,6 +210,7 @@ describe('runRollingUpgrade: rollback details', () => {
     expect(task.error).toEqual({
       code: 'UNREACHABLE',
       message: 'cannot connect to node-a (10.99.0.11:22): connection refused',
+      step: 'master.stop',
     });
     expect(task.lastMessage).toMatch(
       /rolled back what could be reached; node-a unreachable, left as it was$/,
@@ -294,6 +295,7 @@ describe('runRollingUpgrade: timeouts', () => {
     expect(task.error).toEqual({
       code: 'TIMEOUT',
       message: 'upgrade to 2.0.0 did not finish within 300000 ms',
+      step: 'standby.install',
     });
     expect(h.fake.calls.find((c) => c.op === 'jar.install')?.at).toBeLessThan(Date.UTC(2026, 0, 1) + 60_000);
     const failedAt = (await h.deps.audit.steps(task.id)).find((s) => s.status === 'failed');
@@ -302,7 +304,7 @@ describe('runRollingUpgrade: timeouts', () => {
     expectPairOnOldVersion(h);
   });
 
-  it('replication that never catches up: TIMEOUT after replicationTimeoutMs, before any service stops', async () => {
+  it('replication that never catches up: FAILED (TIMEOUT of its step) after replicationTimeoutMs, before any service stops', async () => {
     h = createHarness();
     const pending = h.upgrade();
     // Stall right after the schema change, release it once the flow gave up.
@@ -312,7 +314,8 @@ describe('runRollingUpgrade: timeouts', () => {
     });
     const task = await pending;
     release();
-    expect(task.state).toBe('TIMEOUT');
+    expect(task.state).toBe('FAILED');
+    expect(task.error).toMatchObject({ code: 'TIMEOUT', step: 'standby.replication' });
     expect(task.error?.message).toMatch(
       /^database replication in sync on node-a, node-b not reached within 60000 ms \(\d+ checks\)$/,
     );
@@ -320,7 +323,7 @@ describe('runRollingUpgrade: timeouts', () => {
     expectPairOnOldVersion(h);
   });
 
-  it('a VIP that does not move: 3 attempts recorded, TIMEOUT, everything rolled back', async () => {
+  it('a VIP that does not move: 3 attempts recorded, FAILED (TIMEOUT of vip.switch), everything rolled back', async () => {
     h = createHarness();
     h.fake.freezeVip();
     const pending = h.upgrade();
@@ -330,7 +333,8 @@ describe('runRollingUpgrade: timeouts', () => {
     });
     const task = await pending;
     release();
-    expect(task.state).toBe('TIMEOUT');
+    expect(task.state).toBe('FAILED');
+    expect(task.error).toMatchObject({ code: 'TIMEOUT', step: 'vip.switch' });
     expect(task.error?.message).toMatch(
       /^VIP 10\.99\.0\.100 did not move from node-a to node-b in 3 attempts of 30000 ms/,
     );
