@@ -22,7 +22,7 @@ import {
   type PhaseListener,
   type PhaseRun,
 } from './deploy-phases.js';
-import { FACTORY, manifestServices } from './manifest.js';
+import { FACTORY, manifestServices, snapshotNameFor } from './manifest.js';
 import type { ServiceManager, ServiceSpec, VerifiedPackage } from './ports.js';
 import {
   cleanupStaleFiles,
@@ -92,10 +92,12 @@ export async function deployVersion(
   options: DeployOptions = {},
 ): Promise<DeployResult> {
   const links = await readLinks(deps.root);
-  if (links.current === pkg.version)
+  // A re-release (same version, other bytes) of the running version gets its own snapshot.
+  const name = snapshotNameFor(pkg, links.current);
+  if (links.current === name || links.current === snapshotNameFor(pkg, pkg.version))
     throw new UpgradeError('CONFLICT', `version ${pkg.version} is already current; nothing to deploy`);
   const run = startPhaseRun(options.onPhase, {
-    version: pkg.version,
+    version: name,
     phase: 'unpacking',
     from: links.current,
     previousBefore: links.previous,
@@ -104,10 +106,10 @@ export async function deployVersion(
   });
 
   // 1. Unpack beside the running version: a bad package fails here and changes nothing.
-  await run.phase('unpacking', `unpacking ${pkg.version}`);
+  await run.phase('unpacking', `unpacking ${name}`);
   const { manifest } = await unpackPackage(
     pkg.path,
-    versionDir(deps.root, pkg.version),
+    versionDir(deps.root, name),
     deps.limits ?? DEFAULT_UNPACK_LIMITS,
     {
       version: pkg.version,
@@ -122,7 +124,7 @@ export async function deployVersion(
     },
   );
   if (options.signal?.aborted) {
-    await removeVersion(deps.root, pkg.version);
+    await removeVersion(deps.root, name);
     throw abortError(options.signal);
   }
   const newServices = manifestServices(manifest);
@@ -134,8 +136,8 @@ export async function deployVersion(
     await deps.services.stop(unitsOf([...oldServices, ...newServices]));
 
     // 3. Switch `current` (and `previous`) atomically. From here a restart resumes, not discards.
-    await switchCurrent(deps.root, pkg.version);
-    await run.phase('switched', `current -> ${pkg.version}`);
+    await switchCurrent(deps.root, name);
+    await run.phase('switched', `current -> ${name}`);
 
     // 4-6. Start, check health, commit.
     return await startAndCommit(deps, run, newServices);

@@ -28,7 +28,37 @@ const MODE_STRING = /^(?:0o?)?([0-7]{3,4})$/;
  * @example isValidVersion('1.4.2-rc.1') // true; isValidVersion('../x') // false
  */
 export function isValidVersion(name: string): boolean {
-  return VERSION_PATTERN.test(name) && name !== FACTORY && !/^\.+$/.test(name);
+  return VERSION_PATTERN.test(name) && !RESERVED_NAMES.has(name) && !/^\.+$/.test(name);
+}
+
+/** Names the snapshot layout uses for itself: a version may never be called so. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([FACTORY, 'current', 'previous']);
+
+/**
+ * The snapshot of a re-released version (same version, other bytes, while that version runs):
+ * `<version>~<first 8 hex of its MD5>`. `~` never appears in a version, so the two cannot clash.
+ */
+const RERELEASE = /^(.+)~([0-9a-f]{8})$/;
+
+/** True when `name` can name a snapshot directory under `versions/`: a version or a re-release of one. */
+export function isSnapshotName(name: string): boolean {
+  const match = RERELEASE.exec(name);
+  return isValidVersion(match === null ? name : (match[1] ?? ''));
+}
+
+/** The version a snapshot directory holds (its manifest's version). */
+export function versionOfSnapshot(name: string): string {
+  return RERELEASE.exec(name)?.[1] ?? name;
+}
+
+/**
+ * The directory name for a package: its version, unless that very name runs now (a re-release
+ * with other bytes), then `<version>~<md5 prefix>`, so the running snapshot stays intact for a
+ * rollback.
+ */
+export function snapshotNameFor(pkg: { version: string; md5: string }, current: string | null): string {
+  if (current !== pkg.version) return pkg.version;
+  return `${pkg.version}~${pkg.md5.toLowerCase().slice(0, 8)}`;
 }
 
 /** True when `unit` is a unit name safe to pass to systemctl. */

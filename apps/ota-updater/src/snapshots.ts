@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, readFile, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { UpgradeError } from '@upgrade/core';
-import { FACTORY, MANIFEST_FILE, isValidVersion, parseManifest } from './manifest.js';
+import { FACTORY, MANIFEST_FILE, isSnapshotName, parseManifest, versionOfSnapshot } from './manifest.js';
 import type { Manifest } from './ports.js';
 import { syncDir } from './state-file.js';
 import { TRASH_PREFIX, UNPACK_TEMP_PREFIX } from './unpack.js';
@@ -70,7 +70,7 @@ export async function switchCurrent(
   target: string,
   options: { previous?: string | null } = {},
 ): Promise<{ current: string; previous: string | null }> {
-  if (target !== FACTORY && !isValidVersion(target))
+  if (target !== FACTORY && !isSnapshotName(target))
     throw new UpgradeError('DEPLOYMENT_FAILED', `cannot switch to "${target}": not a version name`);
   if (!(await isDirectory(snapshotDir(root, target))))
     throw new UpgradeError(
@@ -104,7 +104,7 @@ export async function pruneVersions(root: string, keep: number): Promise<string[
  * mid-delete never leaves a half-deleted directory under a version's name. Returns whether it went.
  */
 export async function removeVersion(root: string, version: string): Promise<boolean> {
-  if (!isValidVersion(version)) return false;
+  if (!isSnapshotName(version)) return false;
   const links = await readLinks(root);
   if (links.current === version || links.previous === version) return false;
   const dir = versionDir(root, version);
@@ -142,7 +142,8 @@ export async function readSnapshotManifest(root: string, target: string): Promis
     const text = await readFile(join(snapshotDir(root, target), MANIFEST_FILE), 'utf8');
     const declared = (JSON.parse(text) as { version?: unknown }).version;
     // The factory holds whichever version it was made from; a version dir must hold its own.
-    const expected = target === FACTORY && typeof declared === 'string' ? declared : target;
+    const expected =
+      target === FACTORY && typeof declared === 'string' ? declared : versionOfSnapshot(target);
     return parseManifest(text, expected);
   } catch {
     return null;
@@ -177,7 +178,7 @@ async function readTarget(root: string, name: string): Promise<string | null> {
   if (rel === FACTORY) target = FACTORY;
   else if (rel.startsWith(`${VERSIONS_DIR}/`)) {
     const version = rel.slice(VERSIONS_DIR.length + 1);
-    if (isValidVersion(version)) target = version;
+    if (isSnapshotName(version)) target = version;
   }
   return target !== null && (await isDirectory(snapshotDir(root, target))) ? target : null;
 }
@@ -186,7 +187,7 @@ async function listVersions(root: string): Promise<{ name: string; mtimeMs: numb
   const names = await readdir(join(root, VERSIONS_DIR)).catch(() => [] as string[]);
   const found: { name: string; mtimeMs: number }[] = [];
   for (const name of names) {
-    if (!isValidVersion(name)) continue;
+    if (!isSnapshotName(name)) continue;
     const info = await lstat(versionDir(root, name)).catch(() => null);
     if (info?.isDirectory() === true) found.push({ name, mtimeMs: info.mtimeMs });
   }

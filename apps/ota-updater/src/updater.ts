@@ -29,6 +29,7 @@ import {
   type OtaStage,
   type VerifiedPackage,
 } from './ports.js';
+import { versionOfSnapshot } from './manifest.js';
 import { readLinks, type SnapshotLinks } from './snapshots.js';
 import { readStateFile, writeStateFile } from './state-file.js';
 
@@ -36,18 +37,19 @@ import { readStateFile, writeStateFile } from './state-file.js';
 export const otaMachine = defineMachine<OtaStage>({
   states: OTA_STAGES,
   transitions: {
-    idle: ['downloading'],
+    // `success` straight away: a re-push of the running release is a no-op.
+    idle: ['downloading', 'success'],
     downloading: ['verifying', 'failed', 'idle'],
     verifying: ['downloaded', 'failed', 'idle'],
-    downloaded: ['deploying', 'downloading', 'idle'],
+    downloaded: ['deploying', 'downloading', 'idle', 'success'],
     deploying: ['health_check', 'rolling_back', 'failed', 'idle', 'success'],
     // A restart during the health check re-enters the deploy at its switch.
     health_check: ['success', 'rolling_back', 'failed', 'deploying'],
     rolling_back: ['rolled_back', 'failed'],
     success: ['downloading', 'idle'],
     // The package is still on disk after a rollback: the update may be tried again.
-    rolled_back: ['downloading', 'deploying', 'idle'],
-    failed: ['downloading', 'deploying', 'idle'],
+    rolled_back: ['downloading', 'deploying', 'idle', 'success'],
+    failed: ['downloading', 'deploying', 'idle', 'success'],
   },
 });
 
@@ -70,6 +72,8 @@ export interface OtaState extends OtaProgress {
   downloaded: VerifiedPackage | null;
   /** The deploy's last phase, while deploying or rolling back. */
   deploy: DeployRecord | null;
+  /** MD5 of the package each installed snapshot came from: a release is its version + MD5. */
+  releases: Record<string, string>;
   updatedAt: number;
 }
 
@@ -82,6 +86,7 @@ export const initialOtaState = (now: number): OtaState => ({
   download: null,
   downloaded: null,
   deploy: null,
+  releases: {},
   updatedAt: now,
 });
 
@@ -104,8 +109,12 @@ export interface UpdaterDeps {
 }
 
 export interface Updater {
-  /** Starts a download in the background. CONFLICT while busy. */
-  startDownload(request: DownloadRequest): Promise<void>;
+  /**
+   * Starts a download in the background (`started`), or, when the request is the release that
+   * runs now (same version, same MD5), changes nothing and reports success (`current`). CONFLICT
+   * while busy.
+   */
+  startDownload(request: DownloadRequest): Promise<'started' | 'current'>;
   /** Starts deploying a downloaded version. NOT_FOUND when it is not downloaded, CONFLICT while busy. */
   startUpdate(version: string): Promise<void>;
   /** Stops a download or a deploy that has not switched yet; back to idle. CONFLICT otherwise. */
@@ -185,6 +194,21 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         `an update is in progress (${state.stage}${state.version === null ? '' : ` of ${state.version}`}); ${what} is refused until it ends or is cancelled`,
       );
     }
+  };
+
+  /** The snapshot `current` points at and the MD5 it was installed from, when known. */
+  const runningRelease = async (): Promise<{ snapshot: string; md5: string } | null> => {
+    const current = (await readLinks(deps.deploy.root).catch(() => null))?.current ?? null;
+    const md5 = current === null ? undefined : state.releases[current];
+    return current === null || md5 === undefined ? null : { snapshot: current, md5 };
+  };
+
+  /** `releases` without the snapshots retention (or a rollback) removed. */
+  const installedReleases = async (releases: Record<string, string>): Promise<Record<string, string>> => {
+    const links = await readLinks(deps.deploy.root).catch(() => null);
+    if (links === null) return releases;
+    const kept = new Set([links.current, links.previous, ...links.others]);
+    return Object.fromEntries(Object.entries(releases).filter(([name]) => kept.has(name)));
   };
 
   const download = async (
@@ -267,6 +291,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             error: null,
             deploy: null,
             downloaded: null,
+            releases: await installedReleases({ ...state.releases, [result.version]: pkg.md5 }),
           });
           await rm(pkg.path, { force: true });
           break;
@@ -305,7 +330,22 @@ export function createUpdater(deps: UpdaterDeps): Updater {
 
   return {
     async startDownload(request) {
+      const running = await runningRelease();
       await claim('a new download');
+      if (
+        running !== null &&
+        versionOfSnapshot(running.snapshot) === request.version &&
+        running.md5 === request.packageMd5.toLowerCase()
+      ) {
+        await update({
+          stage: 'success',
+          progress: 100,
+          message: `${request.version} with this package is already installed and running; nothing to do`,
+          error: null,
+          version: request.version,
+        });
+        return 'current';
+      }
       await update({
         stage: 'downloading',
         progress: 0,
@@ -318,6 +358,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         (signal) => download(request, signal),
         () => true,
       );
+      return 'started';
     },
 
     async startUpdate(version) {

@@ -251,7 +251,16 @@ describe.concurrent('deployVersion', () => {
     expect(await readdir(join(device.root, 'versions'))).toEqual(['1.0.0']);
     expect(await getHealth(device.port)).toEqual(before);
 
-    await expect(deploy(device, { version: '1.0.0' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    // The running version again, with other bytes (a re-release): installed beside it, not refused.
+    const pkg = await device.pkg({ version: '1.0.0', extra: [{ name: 'app/fix.txt', data: 'fixed' }] });
+    const snapshot = `1.0.0~${pkg.md5.slice(0, 8)}`;
+    expect(await deployVersion(device.deps, pkg, { onPhase: device.onPhase })).toEqual({
+      status: 'committed',
+      version: snapshot,
+    });
+    expect((await readLinks(device.root)).current).toBe(snapshot);
+    // That very snapshot again: nothing to deploy.
+    await expect(deployVersion(device.deps, pkg)).rejects.toMatchObject({ code: 'CONFLICT' });
   });
 });
 

@@ -1,8 +1,9 @@
 // Builds update packages for the tests with yazl, plus the byte patches needed for hostile ones:
 // yazl (rightly) refuses to write `../x` or absolute names, so those are written under a
 // placeholder of the same length and patched in place afterwards.
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
@@ -111,5 +112,12 @@ export function appEntries(options: AppPackageOptions): ZipEntrySpec[] {
 export async function writeAppPackage(dir: string, options: AppPackageOptions): Promise<VerifiedPackage> {
   const path = join(dir, `${options.version}-${Math.random().toString(36).slice(2, 8)}.zip`);
   await writeZip(path, appEntries(options));
-  return { version: options.version, path, size: (await stat(path)).size, md5: '', sha256: '' };
+  const data = await readFile(path);
+  return {
+    version: options.version,
+    path,
+    size: data.length,
+    md5: createHash('md5').update(data).digest('hex'),
+    sha256: createHash('sha256').update(data).digest('hex'),
+  };
 }

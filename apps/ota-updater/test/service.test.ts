@@ -199,6 +199,48 @@ describe('ota-updater service', () => {
     expect(await readdir(join(device.root, '.ota', 'downloads'))).toEqual([]);
   });
 
+  it('treats a re-push of the running release as a no-op, and the same version with new bytes as an upgrade', async () => {
+    const device = await setUpDevice();
+    const request = await device.publish({ version: '1.0.0' });
+    expect((await call(device, 'POST', '/api/v1.0/download', request)).status).toBe(202);
+    await stageReached(device, ['downloaded']);
+    expect((await call(device, 'POST', '/api/v1.0/update', { version: '1.0.0' })).status).toBe(202);
+    expect(await stageReached(device, ['success', 'rolled_back', 'failed'])).toMatchObject({
+      stage: 'success',
+    });
+    const served = device.packages.requests.length;
+
+    // Same version, same MD5: success at once, nothing downloaded, nothing restarted.
+    const again = await call(device, 'POST', '/api/v1.0/download', request);
+    expect(again).toMatchObject({ status: 200, body: { data: { version: '1.0.0', stage: 'success' } } });
+    expect((await call(device, 'GET', '/api/v1.0/progress')).body.data).toMatchObject({
+      stage: 'success',
+      error: null,
+    });
+    expect(device.packages.requests).toHaveLength(served);
+
+    // Same version, other bytes: a release of its own, downloaded and installed beside the running one.
+    const rereleased = await device.publish({
+      version: '1.0.0',
+      extra: [{ name: 'app/fix.txt', data: 'fixed' }],
+    });
+    expect(rereleased.package_md5).not.toBe(request.package_md5);
+    expect((await call(device, 'POST', '/api/v1.0/download', rereleased)).status).toBe(202);
+    await stageReached(device, ['downloaded']);
+    expect((await call(device, 'POST', '/api/v1.0/update', { version: '1.0.0' })).status).toBe(202);
+    expect(await stageReached(device, ['success', 'rolled_back', 'failed'])).toMatchObject({
+      stage: 'success',
+      error: null,
+    });
+    const snapshot = `1.0.0~${String(rereleased.package_md5).slice(0, 8)}`;
+    expect((await call(device, 'GET', '/api/v1.0/versions')).body.data).toMatchObject({
+      current: snapshot,
+      previous: '1.0.0',
+    });
+    expect(await readFile(join(device.root, 'current', 'app', 'fix.txt'), 'utf8')).toBe('fixed');
+    expect((await getHealth(device.port))?.version).toBe('1.0.0');
+  });
+
   it('answers bad input with 400 naming the field, unknown versions with 404, and a busy updater with 409', async () => {
     const device = await setUpDevice();
     const request = await device.publish({ version: '1.1.0', extra: bulk(3 << 20) });
@@ -209,6 +251,27 @@ describe('ota-updater service', () => {
     expect(missing.body.msg).toContain('package_md5');
     const badSize = await call(device, 'POST', '/api/v1.0/download', { ...request, package_size: 'big' });
     expect(badSize.body.msg).toContain('package_size');
+    // Each field is checked at the API, before anything starts: 400 naming it, nothing downloaded.
+    for (const [field, value] of [
+      ['package_url', 'http://'],
+      ['package_url', 'file:///etc/passwd'],
+      ['package_size', 1e300],
+      ['package_size', 2 ** 53],
+      ['package_size', 1.5],
+      ['version', 'current'],
+      ['version', '../1.0'],
+    ] as const) {
+      const bad = await call(device, 'POST', '/api/v1.0/download', { ...request, [field]: value });
+      expect({ field, value, status: bad.status, code: bad.body.code }).toEqual({
+        field,
+        value,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      });
+      expect(bad.body.msg).toContain(field);
+    }
+    expect(device.packages.requests).toHaveLength(0);
+    expect((await call(device, 'GET', '/api/v1.0/progress')).body.data.stage).toBe('idle');
 
     expect((await call(device, 'POST', '/api/v1.0/update', { version: '9.9.9' })).body).toMatchObject({
       code: 'NOT_FOUND',

@@ -1,6 +1,7 @@
 // The device-facing API: `{ code, msg, data }` envelopes, as the device API expects them.
 import { UpgradeError, isUpgradeError } from '@upgrade/core';
 import { Type, mapError, type ServicePlugin, type Static, type TSchema } from '@upgrade/service';
+import { isValidVersion } from '../manifest.js';
 import type { DownloadRequest } from '../ports.js';
 import type { Updater } from '../updater.js';
 
@@ -10,9 +11,17 @@ const Version = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$', de
 const DownloadBody = Type.Object(
   {
     version: Version,
-    package_url: Type.String({ pattern: '^https?://', maxLength: 2048 }),
+    package_url: Type.String({
+      pattern: '^https?://',
+      maxLength: 2048,
+      description: 'http(s) URL with a host',
+    }),
     package_name: Type.String({ minLength: 1, maxLength: 255 }),
-    package_size: Type.Integer({ minimum: 1 }),
+    package_size: Type.Integer({
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'bytes, a whole number up to 2^53 - 1',
+    }),
     package_md5: Md5,
     package_sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$' })),
     signature: Type.Optional(
@@ -79,11 +88,18 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
         summary: 'Download and verify a package in the background',
         tags: ['ota'],
         body: DownloadBody,
-        response: { 202: Envelope(AcceptedData), ...errors(400, 409) },
+        response: { 200: Envelope(AcceptedData), 202: Envelope(AcceptedData), ...errors(400, 409) },
       },
     },
     async (request, reply) => {
-      await updater.startDownload(toDownloadRequest(request.body));
+      checkDownloadBody(request.body);
+      const outcome = await updater.startDownload(toDownloadRequest(request.body));
+      if (outcome === 'current')
+        return reply.code(200).send({
+          code: 'OK',
+          msg: 'this release is already installed and running; nothing to do',
+          data: { version: request.body.version, stage: 'success' },
+        });
       return reply.code(202).send({
         code: 'OK',
         msg: 'download started',
@@ -103,6 +119,7 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
       },
     },
     async (request, reply) => {
+      checkVersion(request.body.version);
       await updater.startUpdate(request.body.version);
       return reply.code(202).send({
         code: 'OK',
@@ -153,6 +170,34 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
     },
   );
 };
+
+/** What the schema cannot say: a URL with a host, a version name the snapshot layout can use. */
+function checkDownloadBody(body: Static<typeof DownloadBody>): void {
+  checkVersion(body.version);
+  let url: URL | null = null;
+  try {
+    url = new URL(body.package_url);
+  } catch {
+    // reported below
+  }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '')
+    throw invalidField(
+      'package_url',
+      'must be an http or https URL with a host, e.g. https://cdn.example.com/1.2.0.zip',
+    );
+}
+
+function checkVersion(version: string): void {
+  if (!isValidVersion(version))
+    throw invalidField(
+      'version',
+      `"${version}" is reserved or not a version: use letters, digits, '.', '_', '+' or '-' (e.g. 1.2.3), not current, previous or factory`,
+    );
+}
+
+function invalidField(field: string, why: string): UpgradeError {
+  return new UpgradeError('VALIDATION_FAILED', `${field} ${why}`, { details: { field } });
+}
 
 function toDownloadRequest(body: Static<typeof DownloadBody>): DownloadRequest {
   return {
