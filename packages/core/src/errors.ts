@@ -18,6 +18,8 @@ export const ERROR_CODES = [
   'CHECKSUM_MISMATCH',
   'SIGNATURE_INVALID',
   'DOWNLOAD_FAILED',
+  /** Not enough free disk space for a download or an unpack; freeing space fixes it. */
+  'INSUFFICIENT_SPACE',
   'DEPLOYMENT_FAILED',
   'HEALTH_CHECK_FAILED',
   'ROLLBACK_FAILED',
@@ -57,6 +59,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 503;
     case 'TIMEOUT':
       return 504;
+    case 'INSUFFICIENT_SPACE':
+      return 507;
     case 'DEPLOYMENT_FAILED':
     case 'HEALTH_CHECK_FAILED':
     case 'ROLLBACK_FAILED':
