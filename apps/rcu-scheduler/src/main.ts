@@ -2,7 +2,15 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { systemClock, type HealthCheck } from '@upgrade/core';
-import { ensureDatabase, migrate, openDatabase, tryAdvisoryLock, type DatabaseHandle } from '@upgrade/db';
+import { hostname } from 'node:os';
+import {
+  ensureDatabase,
+  migrate,
+  openDatabase,
+  redactUrl,
+  tryAdvisoryLock,
+  type DatabaseHandle,
+} from '@upgrade/db';
 import { Counter, listenAndServe, type Registry } from '@upgrade/service';
 
 import { buildApp } from './app.js';
@@ -14,6 +22,7 @@ import * as schema from './db/schema.js';
 import { migrationsFolder } from './paths.js';
 import type { RoundEvent, RoundSettings } from './rounds.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 import { StartupError, databaseName, databaseStartupError } from './startup.js';
 
 /** The default database name when DATABASE_URL names none. */
@@ -76,7 +85,23 @@ export async function startRcuScheduler(
   config: Env,
   options: { onEvent?: (event: RoundEvent) => void; handleSignals?: boolean } = {},
 ): Promise<RunningService> {
+  // Before the API's logger exists: an embedded database's first start runs initdb and the
+  // migrations (~20 s on a small machine), which would otherwise be silence before "listening".
+  const log = startupLogger(config.LOG_LEVEL);
+  const openedAt = Date.now();
+  log(
+    config.DATABASE_URL === undefined
+      ? { database: join(config.DATA_DIR, 'pglite'), embedded: true }
+      : { database: redactUrl(withDefaultDatabase(config.DATABASE_URL)) },
+    config.DATABASE_URL === undefined
+      ? 'opening the embedded database (its first start creates it: up to ~20 s)'
+      : 'opening the database',
+  );
   const db = await openRcuDatabase(config);
+  log(
+    { database: db.target, ms: Date.now() - openedAt, migrated: config.MIGRATE_ON_START },
+    'database ready',
+  );
   const store = createPgStore(db.db);
   const vendor = createVendorApi({
     baseUrl: config.VENDOR_BASE_URL,
@@ -157,6 +182,16 @@ export async function startRcuScheduler(
       removeSignalHandlers();
       await app.close();
     },
+  };
+}
+
+/** One pino-shaped JSON line at info level, for the steps before the service's logger exists. */
+function startupLogger(level: Env['LOG_LEVEL']): (fields: object, msg: string) => void {
+  const enabled = level === 'info' || level === 'debug' || level === 'trace';
+  const base = { service: SERVICE_NAME, version: SERVICE_VERSION, pid: process.pid, hostname: hostname() };
+  return (fields, msg) => {
+    if (enabled)
+      process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), ...base, ...fields, msg })}\n`);
   };
 }
 

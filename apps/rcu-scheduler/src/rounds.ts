@@ -122,13 +122,8 @@ export async function runRound(
   try {
     await store.startRound(round);
   } catch (error) {
-    if (isUpgradeError(error, 'CONFLICT') && options.slot !== null) {
-      deps.logger.info(
-        { slot: new Date(options.slot).toISOString() },
-        'another instance already ran this slot',
-      );
-      return null;
-    }
+    // Another instance already ran this slot; the scheduler logs the skipped tick.
+    if (isUpgradeError(error, 'CONFLICT') && options.slot !== null) return null;
     throw error;
   }
   const hosts = round.groups.reduce((n, g) => n + g.hosts.length, 0);

@@ -2,7 +2,7 @@
 // process, and never two across instances: a round runs only under the database advisory lock,
 // and the slot is unique in the database, so an instance that gets the lock just after another
 // finished does not repeat the slot's round.
-import { UpgradeError, describeError, type Clock } from '@upgrade/core';
+import { UpgradeError, describeError, isUpgradeError, type Clock } from '@upgrade/core';
 import {
   flushSpool,
   resumeRound,
@@ -30,7 +30,20 @@ export interface RunningRound {
   startedAt: Date;
 }
 
-export type TickResult = 'ran' | 'busy' | 'locked' | 'slot-taken' | 'failed';
+export type TickResult = 'ran' | SkipReason | 'failed';
+
+/** Why a tick ran no round; each is logged as `tick skipped` with the reason. */
+export type SkipReason = 'busy' | 'locked' | 'slot-taken' | 'database-unavailable';
+
+const SKIPPED: Readonly<Record<SkipReason, { level: 'info' | 'warn'; detail: string }>> = {
+  busy: { level: 'warn', detail: 'the previous round is still running' },
+  locked: { level: 'info', detail: 'another instance holds the round lock' },
+  'slot-taken': { level: 'info', detail: 'another instance already ran this slot' },
+  'database-unavailable': {
+    level: 'warn',
+    detail: 'the database is unavailable; the next tick tries again',
+  },
+};
 
 export interface Scheduler {
   /** Starts ticking. */
@@ -100,17 +113,22 @@ export function createScheduler(
       runRound(deps, settings, { trigger: 'schedule', slot, roundId, signal: stopping.signal }),
     );
     current = attempt.catch(() => undefined);
+    const skipped = (reason: SkipReason, fields: object = {}): SkipReason => {
+      const { level, detail } = SKIPPED[reason];
+      deps.logger[level]({ slot: new Date(slot).toISOString(), reason, detail, ...fields }, 'tick skipped');
+      return reason;
+    };
     try {
       const result = await attempt;
-      if (result.status !== 'ran') {
-        if (result.status === 'busy')
-          deps.logger.warn({ running }, 'previous round still running; this tick is skipped');
-        else deps.logger.info({}, 'another instance holds the round lock; this tick is skipped');
-        return result.status;
-      }
-      return result.value === null ? 'slot-taken' : 'ran';
+      if (result.status !== 'ran') return skipped(result.status, result.status === 'busy' ? { running } : {});
+      return result.value === null ? skipped('slot-taken') : 'ran';
     } catch (error) {
       if (stopping.signal.aborted) return 'failed';
+      // Vendor failures never leave a round (they end up in its rows), and results the database
+      // could not take wait in the spool: UNAVAILABLE here means the lock, the leftovers or the
+      // round's first write found no database, so no round started.
+      if (isUpgradeError(error, 'UNAVAILABLE', 'TIMEOUT'))
+        return skipped('database-unavailable', { error: describeError(error) });
       deps.logger.error({ err: error }, `round failed: ${describeError(error)}`);
       return 'failed';
     }

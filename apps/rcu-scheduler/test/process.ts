@@ -20,7 +20,10 @@ export interface ServiceProcess {
 }
 
 /** Starts `rcu-scheduler serve` with exactly `env` (plus PATH) and waits until it listens. */
-export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  env: Record<string, string>,
+  options: { listenTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -79,7 +82,7 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
       check();
     });
 
-  const listening = await waitForLog((l) => l.msg === 'rcu-scheduler listening');
+  const listening = await waitForLog((l) => l.msg === 'rcu-scheduler listening', options.listenTimeoutMs);
   const url = String(listening.docs).replace(/\/docs$/, '');
   return {
     child,

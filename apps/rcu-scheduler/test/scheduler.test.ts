@@ -3,13 +3,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tryAdvisoryLock, type DatabaseHandle } from '@upgrade/db';
 import { isUpgradeError } from '@upgrade/core';
-import { useTestDatabase, waitFor } from '@upgrade/testkit';
+import { startTcpProxy, useTestDatabase, waitFor } from '@upgrade/testkit';
 import { createPgStore } from '../src/adapters/pg-store.js';
 import type { VendorApiClient } from '../src/adapters/vendor-api.js';
 import type * as schema from '../src/db/schema.js';
 import { openRcuDatabase } from '../src/main.js';
 import { createScheduler, slotOf, type Scheduler } from '../src/scheduler.js';
-import { fastSettings, roundDeps, tempDir, vendorFor } from './helpers.js';
+import {
+  captureLogger,
+  fastSettings,
+  roundDeps,
+  tempDir,
+  vendorFor,
+  type CapturingLogger,
+} from './helpers.js';
 import { startVendorSimulator, type VendorSimulator } from './simulator/vendor-simulator.js';
 
 const database = useTestDatabase();
@@ -30,9 +37,11 @@ afterAll(async () => {
 });
 
 /** One "instance": its own pool, store, lock and scheduler over the shared database. */
-async function instance(options: { intervalMs?: number } = {}): Promise<Scheduler> {
+async function instance(
+  options: { intervalMs?: number; url?: string; logger?: CapturingLogger } = {},
+): Promise<Scheduler> {
   const db = await openRcuDatabase({
-    DATABASE_URL: database.url,
+    DATABASE_URL: options.url ?? database.url,
     DATA_DIR: spool.path,
     MIGRATE_ON_START: true,
   });
@@ -40,7 +49,7 @@ async function instance(options: { intervalMs?: number } = {}): Promise<Schedule
   const store = createPgStore(db.db);
   return createScheduler(
     {
-      ...roundDeps(vendor, store, spool.path),
+      ...roundDeps(vendor, store, spool.path, { logger: options.logger }),
       lock: { tryAcquire: () => tryAdvisoryLock(db, 'rcu-scheduler:rounds') },
     },
     fastSettings(),
@@ -50,12 +59,47 @@ async function instance(options: { intervalMs?: number } = {}): Promise<Schedule
 
 describe('scheduler', () => {
   it('does not double a round when the next tick comes while it runs', async () => {
-    const a = await instance();
+    const logger = captureLogger();
+    const a = await instance({ logger });
     const slot = slotOf(Date.now(), 60_000);
     const first = a.tick(slot);
     await waitFor(() => a.running !== null);
     expect(await a.tick(slot + 60_000)).toBe('busy');
     expect(await first).toBe('ran');
+    expect(logger.lines.filter((l) => l.msg === 'tick skipped')).toEqual([
+      {
+        level: 'warn',
+        msg: 'tick skipped',
+        obj: expect.objectContaining({
+          slot: new Date(slot + 60_000).toISOString(),
+          reason: 'busy',
+          detail: 'the previous round is still running',
+        }) as unknown,
+      },
+    ]);
+  });
+
+  it('logs a tick skipped while the database is down, with the reason, and runs the next one', async () => {
+    const server = new URL(database.url);
+    const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+    try {
+      const logger = captureLogger();
+      const a = await instance({ url: proxy.via(database.url), logger });
+      const slot = slotOf(Date.now(), 60_000) + 20 * 60_000;
+      proxy.cut();
+      expect(await a.tick(slot)).toBe('database-unavailable');
+      const line = logger.lines.find((l) => l.msg === 'tick skipped');
+      expect(line).toMatchObject({
+        level: 'warn',
+        obj: { reason: 'database-unavailable', slot: new Date(slot).toISOString() },
+      });
+      expect((line?.obj as { error: string }).error).toMatch(/^UNAVAILABLE: database unavailable: /);
+      expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+      proxy.restore();
+      expect(await a.tick(slot + 60_000)).toBe('ran');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('lets exactly one of two instances run a slot, even when they tick one after the other', async () => {

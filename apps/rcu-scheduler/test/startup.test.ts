@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testDatabaseServerUrl, useTestDatabase } from '@upgrade/testkit';
 import { FILES, makeGroups, tempDir } from './helpers.js';
-import { CLI, runCli } from './process.js';
+import { CLI, runCli, startServiceProcess } from './process.js';
 
 const database = useTestDatabase();
 const dirs: ReturnType<typeof tempDir>[] = [];
@@ -108,6 +108,29 @@ describe('start-up failures', () => {
       `rcu-scheduler: database "test_upgrade" at 127.0.0.1:${port} (DATABASE_URL): database unavailable: connection refused; the supervisor restarts the service to try again\n`,
     );
   });
+});
+
+describe('embedded database', () => {
+  it('says it is opening the embedded database before the migrations, then listens', async () => {
+    const { DATABASE_URL: _, ...embedded } = serveEnv('');
+    // A first start of PGlite runs initdb and the migrations: ~20 s measured on a loaded 2-core machine.
+    const service = await startServiceProcess(
+      { ...embedded, ROUND_ON_START: 'false' },
+      { listenTimeoutMs: 60_000 },
+    );
+    try {
+      const messages = service.logs.map((l) => l.msg);
+      const opening = messages.indexOf(
+        'opening the embedded database (its first start creates it: up to ~20 s)',
+      );
+      expect(opening).toBe(0);
+      expect(messages.indexOf('database ready')).toBeGreaterThan(opening);
+      expect(messages.indexOf('rcu-scheduler listening')).toBeGreaterThan(messages.indexOf('database ready'));
+      expect(service.logs[0]).toMatchObject({ level: 30, service: 'rcu-scheduler', embedded: true });
+    } finally {
+      expect(await service.kill('SIGTERM')).toBe(0);
+    }
+  }, 90_000);
 });
 
 describe('.env', () => {

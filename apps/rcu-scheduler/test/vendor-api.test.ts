@@ -319,10 +319,32 @@ describe('vendor API adapter', () => {
     expect(await closing).toMatchObject({ code: 'ABORTED' });
   });
 
-  it('reports the vendor reachable, or down once it is gone, without counting a call', async () => {
+  it('reports the vendor healthy only when its API answers a query, without counting a call', async () => {
     const api = vendor(sim);
     const healthy = await runChecks([api.healthCheck()]);
-    expect(healthy.checks[0]).toMatchObject({ name: 'vendor-api', status: 'ok', detail: 'HTTP 404' });
+    expect(healthy.checks[0]).toMatchObject({
+      name: 'vendor-api',
+      status: 'ok',
+      detail: 'QueryUpdateHostProgressBar answers',
+    });
+
+    // A web server that answers, but not the API: a wrong base path (404), a GET-only page (405).
+    const wrongPath = vendor(sim, { baseUrl: `${sim.url}/wrong` });
+    const notApi = await runChecks([wrongPath.healthCheck()]);
+    expect(notApi.checks[0]).toMatchObject({ status: 'down' });
+    expect(notApi.checks[0]?.detail).toMatch(/^VALIDATION_FAILED: .*HTTP 404.*check the vendor base URL/);
+
+    const badCredentials = vendor(sim, { password: 'wrong' });
+    const refused = await runChecks([badCredentials.healthCheck()]);
+    expect(refused.checks[0]?.detail).toMatch(/^UNAUTHORIZED: /);
+
+    sim.hang('QueryUpdateHostProgressBar');
+    const hanging = await runChecks([api.healthCheck()], { timeout: 1_000 });
+    expect(hanging.checks[0]).toMatchObject({
+      status: 'down',
+      detail: 'TIMEOUT: vendor QueryUpdateHostProgressBar: no answer within 200 ms',
+    });
+    sim.reset();
 
     await sim.close();
     const gone = await runChecks([api.healthCheck('vendor', { critical: true })]);

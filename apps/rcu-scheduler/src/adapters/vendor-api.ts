@@ -87,8 +87,8 @@ export interface VendorApiClient extends VendorApi {
   /** A snapshot of the counters (vendor calls only; health probes are not counted). */
   readonly stats: VendorApiStats;
   /**
-   * Reachability for `/healthz`: any HTTP answer from the vendor's base URL below 500 is healthy.
-   * Non-critical by default (degraded, not down): a vendor outage is no reason for a supervisor
+   * For `/healthz`: a progress query of a UUID no upgrade has must get the vendor's unknown-UUID
+   * answer (the API works and takes the credentials); anything else is down. Non-critical by default (degraded, not down): a vendor outage is no reason for a supervisor
    * or load balancer to restart or drop this service, whose rounds already cope with it.
    */
   healthCheck(name?: string, options?: { critical?: boolean }): HealthCheck;
@@ -132,6 +132,9 @@ const STATUS_BY_CODE: Readonly<Record<WireStatusCode, HostStatus>> = {
 const UNKNOWN_UUID = /not\s*exist|not\s*found|no\s*such|不存在|未找到/i;
 
 const MESSAGE_LIMIT = 300;
+
+/** The upgrade the health check asks about: no vendor upgrade has the nil-like UUID. */
+const HEALTH_PROBE_UUID = '00000000-0000-4000-8000-000000000000';
 
 // ---- the adapter ----
 
@@ -178,6 +181,7 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
     schema: { request: VendorSchemaName; response: VendorSchemaName },
     idempotent: boolean,
     callerSignal: AbortSignal | undefined,
+    probe = false,
   ): Promise<WireEnvelope<T>> => {
     const wire = { UserName: username, Password: password, ...body };
     const invalid = schemas.check(schema.request, wire);
@@ -189,7 +193,7 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
     const payload = JSON.stringify(wire);
     const { signal, unlink } = linkSignals(closing.signal, callerSignal);
     try {
-      return await attempts<T>(endpoint, payload, schema.response, idempotent, signal);
+      return await attempts<T>(endpoint, payload, schema.response, idempotent, signal, probe);
     } finally {
       unlink();
     }
@@ -201,12 +205,13 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
     schema: VendorSchemaName,
     idempotent: boolean,
     signal: AbortSignal,
+    probe: boolean,
   ): Promise<WireEnvelope<T>> => {
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw abortError(signal);
       let failure: Failure;
       try {
-        stats.calls++;
+        if (!probe) stats.calls++;
         return await attemptOnce<T>(endpoint, payload, schema, signal);
       } catch (error) {
         if (signal.aborted) throw abortError(signal);
@@ -216,7 +221,9 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
       const retryAllowed =
         failure.retry === 'safe' ||
         (failure.retry === 'unsafe' && (idempotent || options.retryUnsafeTrigger === true));
-      if (!retryAllowed || attempt > retries) throw finalError(endpoint, failure, attempt, retryAllowed);
+      // A health probe answers for this moment: one attempt, the check's own timeout bounds it.
+      if (!retryAllowed || attempt > retries || probe)
+        throw finalError(endpoint, failure, attempt, retryAllowed);
       const delayMs = retryDelayMs * 2 ** (attempt - 1);
       stats.retries++;
       logger?.warn(
@@ -342,18 +349,23 @@ export function createVendorApi(options: VendorApiOptions): VendorApiClient {
       return {
         name,
         critical,
-        // A HEAD of the base URL: proves DNS, TCP, TLS and the vendor's web server without
-        // starting or querying an upgrade. The answer's status does not matter below 500.
+        // Asks for the progress of an upgrade that cannot exist: the vendor's API must answer,
+        // accept the credentials and give its unknown-uuid refusal, per the spec. Proves the API
+        // itself works (not just that a web server answers, as a 405 page would), and starts or
+        // touches no upgrade.
         check: async (signal) => {
-          const { signal: linked, unlink } = linkSignals(signal, closing.signal);
-          try {
-            const response = await request(baseUrl, { method: 'HEAD', dispatcher: agent, signal: linked });
-            await response.body.dump();
-            if (response.statusCode >= 500) throw new Error(`vendor answers HTTP ${response.statusCode}`);
-            return `HTTP ${response.statusCode}`;
-          } finally {
-            unlink();
-          }
+          const answer = await call<WireHostProgress[]>(
+            'QueryUpdateHostProgressBar',
+            { UUID: HEALTH_PROBE_UUID },
+            { request: 'QueryUpdateHostProgressBarRequest', response: 'QueryUpdateHostProgressBarResponse' },
+            true,
+            signal,
+            true,
+          );
+          const message = trimMessage(answer.Message);
+          if (answer.IsSuccess || (message !== null && UNKNOWN_UUID.test(message)))
+            return 'QueryUpdateHostProgressBar answers';
+          throw refusal('QueryUpdateHostProgressBar', answer.Message);
         },
       };
     },
