@@ -24,7 +24,15 @@ export async function renderOpenApi(): Promise<string> {
     },
     now: () => 0,
     auth: { tokens: [], allowedIps: [] },
-    health: { database: { name: 'database', check: unused }, nodes: [], timeoutMs: 1 },
+    health: {
+      database: { name: 'database', check: unused },
+      nodes: [],
+      timeoutMs: 1,
+      tasks: { active: unused },
+      audit: { steps: unused },
+      config: { get: unused },
+      now: () => 0,
+    },
     requestLog: { record: unused },
     logger: false,
   });

@@ -64,6 +64,9 @@ export const FINAL_STATES: readonly HaState[] = ['COMPLETE', 'CANCELLED', 'FAILE
 
 export type LogLevel = 'INFO' | 'WARNING' | 'ERROR';
 
+/** The `source` of a log line written by the flow itself. */
+export const DEFAULT_LOG_SOURCE = 'orchestrator';
+
 /** Timeouts and health parameters, from the `upgrade_config` table (defaults in parentheses). */
 export interface UpgradeConfig {
   /** Whole upgrade (15 min). */
@@ -203,6 +206,11 @@ export interface StepRecord {
 export interface LogRecord {
   taskId: string;
   level: LogLevel;
+  /**
+   * Who wrote the line: `orchestrator` (the flow; the default), a node id (a step on that node),
+   * `api` (a request, e.g. cancel), `recovery` (start-up after a crash).
+   */
+  source?: string;
   message: string;
   /** Set for state transitions. */
   fromState: HaState | null;

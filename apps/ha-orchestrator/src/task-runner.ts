@@ -10,6 +10,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpgradeError, describeError, type Clock } from '@upgrade/core';
 import {
+  DEFAULT_LOG_SOURCE,
   FINAL_STATES,
   type AuditTrail,
   type Cluster,
@@ -104,26 +105,37 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
       // The flow never throws by contract; if it (or reading the config) does, the task must not
       // stay non-final, or no upgrade could start again until a restart.
       deps.logger?.error({ taskId: task.id, err: error }, 'upgrade task crashed');
-      await failTask(task.id, 'INTERNAL', `the upgrade stopped unexpectedly: ${describeError(error)}`);
+      await failTask(
+        task.id,
+        'INTERNAL',
+        `the upgrade stopped unexpectedly: ${describeError(error)}`,
+        DEFAULT_LOG_SOURCE,
+      );
     } finally {
       await rm(pkg.workDir, { recursive: true, force: true }).catch(() => undefined);
     }
   };
 
-  const failTask = async (id: string, code: string, message: string): Promise<UpgradeTask | null> => {
+  const failTask = async (
+    id: string,
+    code: string,
+    message: string,
+    source: string,
+  ): Promise<UpgradeTask | null> => {
     try {
       const current = await deps.tasks.get(id);
       if (current === null || isFinal(current)) return current;
       const at = now();
       const failed = await deps.tasks.update(id, {
         state: 'FAILED',
-        error: { code, message },
+        error: { code, message, step: current.currentStep },
         lastMessage: message,
         finishedAt: at,
       });
       await deps.audit.log({
         taskId: id,
         level: 'ERROR',
+        source,
         message,
         fromState: current.state,
         toState: 'FAILED',
@@ -182,6 +194,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
       await deps.audit.log({
         taskId: id,
         level: 'WARNING',
+        source: 'api',
         message: `cancel requested${requestedBy === null ? '' : ` by ${requestedBy}`}: ${reason}`,
         fromState: entry === undefined ? task.state : null,
         toState: entry === undefined ? 'CANCELLED' : null,
@@ -204,7 +217,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
           `${task.currentStep === null ? '' : ` (step ${task.currentStep})`}; it was not resumed. ` +
           'Check both nodes with GET /health; if one is half-upgraded, roll back with POST /api/v1/upgrade/rollback/' +
           `${task.id}. Config sync (rsync) may still be paused on the nodes.`;
-        const failed = await failTask(task.id, INTERRUPTED, message);
+        const failed = await failTask(task.id, INTERRUPTED, message, 'recovery');
         if (failed === null || !isFinal(failed)) break;
         recovered.push(failed);
       }

@@ -220,7 +220,8 @@ describe('the API with the real flow', () => {
       },
     );
     const res = await post(`/api/v1/upgrade/cancel/${id}`, { reason: 'operator stop' });
-    expect(res.statusCode).toBe(202);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ task_id: id, cancel_reason: 'operator stop' });
     const done = await untilFinal(id);
     expect(done.state).toBe('CANCELLED');
     expect(fake.node('node-a').rsyncPaused).toBe(false);

@@ -2,7 +2,7 @@
 // rollback, history and logs paging, the request log. The real flow runs in api-flow.test.ts.
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { UpgradeError } from '@upgrade/core';
+import { UpgradeError, systemClock } from '@upgrade/core';
 import { migrate, openDatabase, type DatabaseHandle } from '@upgrade/db';
 import { useTestDatabase, waitFor } from '@upgrade/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import {
   createPgUpgradeConfigStore,
 } from '../src/adapters/pg-store.js';
 import * as schema from '../src/db/schema.js';
+import { MAX_LOGGED_BODY_BYTES, REDACTED, loggableBody } from '../src/http/request-log.js';
 import { migrationsFolder } from '../src/paths.js';
 import type { UpgradeTask } from '../src/ports.js';
 import {
@@ -23,9 +24,11 @@ import {
   multipart,
   patchBytes,
   scriptedRun,
+  sha256,
   signPackage,
   signingKeys,
   triggerBody,
+  type NodeAnswer,
   type TestApp,
   type TestAppOptions,
 } from './helpers.js';
@@ -143,7 +146,16 @@ describe('authentication and allow-list', () => {
       checks: { name: string; status: string; durationMs: number; detail: string }[];
     }>();
     expect(body.status).toBe('ok');
-    expect(body.checks.map((c) => c.name)).toEqual(['database', 'node:node-a', 'node:node-b']);
+    expect(body.checks.map((c) => c.name)).toEqual([
+      'database',
+      'node:node-a',
+      'node:node-b',
+      'versions',
+      'rsync',
+      'replication',
+      'vip',
+      'upgrade_task',
+    ]);
     for (const c of body.checks) expect(c.durationMs).toBeGreaterThanOrEqual(0);
     expect(body.checks[1]?.detail).toContain('version 2.3.0');
   });
@@ -178,23 +190,144 @@ describe('authentication and allow-list', () => {
   });
 });
 
+describe('api_request_log: bodies', () => {
+  it('keeps an upload as its size and SHA-256, the answer as sent, and redacts secrets', async () => {
+    await start();
+    const zip = await buildPackage({ version: '2.4.0' });
+    const res = await trigger(zip);
+    expect(res.statusCode).toBe(201);
+    const id = res.json<{ task_id: string }>().task_id;
+    // A body the route refuses is kept too, never with a secret in it.
+    const refused = await t.app.inject({
+      method: 'POST',
+      url: `/api/v1/upgrade/cancel/${id}`,
+      headers: AUTH,
+      payload: { api_token: 'tok-0123456789', nested: { privateKey: 'k' } },
+    });
+    expect(refused.statusCode).toBe(400);
+    await waitFor(async () => (await handle.execute('SELECT 1 FROM api_request_log')).length === 2);
+    const rows = await handle.execute<{ route: string; request_body: unknown; response_body: unknown }>(
+      'SELECT route, request_body, response_body FROM api_request_log ORDER BY id',
+    );
+    expect(rows[0]).toEqual({
+      route: '/api/v1/upgrade/trigger',
+      request_body: {
+        package: { size_bytes: zip.length, sha256: sha256(zip) },
+        signature: signPackage(zip, keys.privateKey),
+      },
+      response_body: res.json<unknown>(),
+    });
+    expect(rows[1]).toMatchObject({
+      route: '/api/v1/upgrade/cancel/:id',
+      request_body: expect.any(Object) as unknown,
+      response_body: { error: { code: 'VALIDATION_FAILED' } },
+    });
+    expect(JSON.stringify(rows)).not.toContain('tok-0123456789');
+  });
+
+  it('redacts every field that names a secret and keeps large bodies as size + hash', () => {
+    expect(
+      loggableBody({
+        reason: 'window closed',
+        token: 't',
+        api_token: 't',
+        accessToken: 't',
+        Authorization: 'Bearer t',
+        password: 'p',
+        nested: [{ privateKey: 'k', rootKey: 'k', keys: ['k'], apiKey: 'k', key: 'k', keyboard: 'ok' }],
+        package_sha256: 'ab',
+      }),
+    ).toEqual({
+      reason: 'window closed',
+      token: REDACTED,
+      api_token: REDACTED,
+      accessToken: REDACTED,
+      Authorization: REDACTED,
+      password: REDACTED,
+      nested: [
+        {
+          privateKey: REDACTED,
+          rootKey: REDACTED,
+          keys: REDACTED,
+          apiKey: REDACTED,
+          key: REDACTED,
+          keyboard: 'ok',
+        },
+      ],
+      package_sha256: 'ab',
+    });
+    const big = { text: 'x'.repeat(MAX_LOGGED_BODY_BYTES) };
+    const text = JSON.stringify(big);
+    expect(loggableBody(big)).toEqual({ size_bytes: Buffer.byteLength(text), sha256: sha256(text) });
+    expect(loggableBody(Buffer.from('zip bytes'))).toEqual({ size_bytes: 9, sha256: sha256('zip bytes') });
+    expect(loggableBody(null)).toBeNull();
+  });
+});
+
 describe('GET /health', () => {
+  type Health = {
+    status: string;
+    reasons: string[];
+    checks: { name: string; status: string; detail: string | null }[];
+    nodes: {
+      id: string;
+      reachable: boolean;
+      error: string | null;
+      version: string | null;
+      app: { healthy: boolean | null };
+      keepalived: { role: string | null; priority: number | null; holds_vip: boolean | null };
+      database: { role: string | null; streaming: boolean | null; lag_bytes: number | null };
+      rsync: { paused: boolean | null };
+    }[];
+    upgrade: { task_id: string; state: string; stuck: boolean } | null;
+  };
+  const pair = (a: () => Promise<NodeAnswer>, b: () => Promise<NodeAnswer>) => ({
+    nodes: [healthOnlyNode('node-a', a), healthOnlyNode('node-b', b)] as const,
+    vip: '10.0.0.100',
+  });
+  const healthy =
+    (version = '2.3.0', over: Partial<NodeAnswer> = {}) =>
+    async (): Promise<NodeAnswer> => ({ ok: true, version, ...over });
+  const health = async () => {
+    const res = await get('/health', {});
+    return { code: res.statusCode, body: res.json<Health>() };
+  };
+
+  it('gives per node its version, app health, keepalived role and priority, database role and lag, rsync state', async () => {
+    await start({ cluster: pair(healthy(), healthy()) });
+    const { code, body } = await health();
+    expect(code).toBe(200);
+    expect(body).toMatchObject({ status: 'ok', reasons: [], upgrade: null });
+    expect(body.nodes).toEqual([
+      expect.objectContaining({
+        id: 'node-a',
+        reachable: true,
+        error: null,
+        version: '2.3.0',
+        app: expect.objectContaining({ healthy: true }) as unknown,
+        keepalived: { role: 'MASTER', priority: 150, holds_vip: true },
+        database: expect.objectContaining({ role: 'primary', streaming: true, lag_bytes: 0 }) as unknown,
+        rsync: expect.objectContaining({ paused: false }) as unknown,
+      }),
+      expect.objectContaining({
+        id: 'node-b',
+        keepalived: { role: 'BACKUP', priority: 100, holds_vip: false },
+        database: expect.objectContaining({ role: 'standby' }) as unknown,
+      }),
+    ]);
+  });
+
   it('is degraded (200) when a node does not answer and down (503) when the database fails', async () => {
     await start({
-      cluster: {
-        nodes: [
-          healthOnlyNode('node-a', async () => ({ ok: true, version: '2.3.0' })),
-          healthOnlyNode('node-b', async () => {
-            throw new UpgradeError('UNREACHABLE', 'cannot connect to node-b:22');
-          }),
-        ],
-        vip: '10.0.0.100',
-      },
+      cluster: pair(healthy(), async () => {
+        throw new UpgradeError('UNREACHABLE', 'cannot connect to node-b:22');
+      }),
     });
-    const degraded = await get('/health', {});
-    expect(degraded.statusCode).toBe(200);
-    expect(degraded.json()).toMatchObject({ status: 'degraded' });
-    expect(JSON.stringify(degraded.json())).toContain('UNREACHABLE');
+    const degraded = await health();
+    expect(degraded.code).toBe(200);
+    expect(degraded.body.status).toBe('degraded');
+    expect(degraded.body.reasons).toEqual(['node:node-b: UNREACHABLE: cannot connect to node-b:22']);
+    expect(degraded.body.nodes[1]).toMatchObject({ reachable: false, version: null });
     await t.close();
 
     await start({
@@ -208,6 +341,76 @@ describe('GET /health', () => {
     const down = await get('/health', {});
     expect(down.statusCode).toBe(503);
     expect(down.json()).toMatchObject({ status: 'down' });
+  });
+
+  it('answers within its bound when a node is frozen, and says so', async () => {
+    await start({
+      healthTimeoutMs: 300,
+      cluster: pair(healthy(), () => new Promise<NodeAnswer>(() => undefined)),
+    });
+    const { code, body } = await health();
+    expect(code).toBe(200);
+    expect(body.status).toBe('degraded');
+    expect(body.nodes[1]).toMatchObject({ id: 'node-b', reachable: false, error: 'timeout after 300 ms' });
+    expect(body.reasons).toEqual(['node:node-b: timeout after 300 ms']);
+  });
+
+  it('is degraded when the nodes run different versions', async () => {
+    await start({ cluster: pair(healthy('1.0.0'), healthy('2.0.0')) });
+    const { body } = await health();
+    expect(body.status).toBe('degraded');
+    expect(body.reasons).toEqual(['versions: nodes run different versions: node-a 1.0.0, node-b 2.0.0']);
+  });
+
+  it('is degraded when rsync is paused with no upgrade running, and not while one runs', async () => {
+    await start({ cluster: pair(healthy('2.3.0', { rsyncPaused: true }), healthy()) });
+    const idle = await health();
+    expect(idle.body.status).toBe('degraded');
+    expect(idle.body.reasons).toEqual([
+      'rsync: config sync (rsync) paused on node-a with no upgrade running',
+    ]);
+    expect(idle.body.nodes[0]?.rsync.paused).toBe(true);
+
+    const res = await trigger(await buildPackage());
+    const id = res.json<{ task_id: string }>().task_id;
+    await waitForState(id, 'UPGRADE_BACKUP');
+    const during = await health();
+    expect(during.body).toMatchObject({
+      status: 'ok',
+      upgrade: { task_id: id, state: 'UPGRADE_BACKUP', stuck: false },
+    });
+  });
+
+  it('is degraded when replication is not streaming', async () => {
+    await start({
+      cluster: pair(healthy('2.3.0', { streaming: false }), healthy('2.3.0', { streaming: false })),
+    });
+    const { body } = await health();
+    expect(body.status).toBe('degraded');
+    expect(body.reasons).toEqual([
+      'replication: replication not streaming: node-a no standby connected; node-b no standby connected',
+    ]);
+  });
+
+  it('is degraded when a task has recorded nothing for longer than the upgrade timeout', async () => {
+    // The clock of the API runs 16 minutes ahead: the task below looks idle for that long.
+    await start({
+      clock: { now: () => Date.now() + 16 * 60_000, sleep: (ms, signal) => systemClock.sleep(ms, signal) },
+    });
+    const tasks = createPgTaskStore(handle.db);
+    const task = await tasks.create({
+      id: crypto.randomUUID(),
+      toVersion: '2.4.0',
+      packageSha256: 'a'.repeat(64),
+      requestedBy: null,
+    });
+    await tasks.update(task.id, { state: 'UPGRADE_BACKUP', currentStep: 'standby.install' });
+    const { body } = await health();
+    expect(body.status).toBe('degraded');
+    expect(body.upgrade).toMatchObject({ task_id: task.id, stuck: true });
+    expect(body.reasons).toEqual([
+      `upgrade_task: upgrade task ${task.id} stuck in UPGRADE_BACKUP (step standby.install): nothing recorded for over 900 s`,
+    ]);
   });
 });
 
@@ -393,10 +596,17 @@ describe('a task through the API (scripted flow)', () => {
     await waitFor(() => readdirSync(t.workDir).length === 0, { what: 'the unpacked package removed' });
 
     const logs = (await get(`/api/v1/upgrade/logs/${created.task_id}?page=1&page_size=2`)).json<{
-      items: { message: string }[];
+      items: { at: string; level: string; source: string; message: string }[];
       total: number;
     }>();
     expect(logs.total).toBe(5);
+    // Seed 3.7.3: timestamp, level, source, message.
+    expect(logs.items[0]).toMatchObject({
+      at: expect.any(String) as unknown,
+      level: 'INFO',
+      source: 'orchestrator',
+      message: 'UPGRADE_BACKUP -> COMPLETE',
+    });
     expect(logs.items.map((l) => l.message)).toEqual([
       'UPGRADE_BACKUP -> COMPLETE',
       'one health check failed (retried)',
@@ -424,7 +634,7 @@ describe('a task through the API (scripted flow)', () => {
     expect(cancelDone.statusCode).toBe(409);
   });
 
-  it('cancels a running task (202), which ends CANCELLED', async () => {
+  it('cancels a running task (200 with the task), which ends CANCELLED', async () => {
     const res = await trigger(await buildPackage());
     const id = res.json<{ task_id: string }>().task_id;
     await waitForState(id, 'UPGRADE_BACKUP');
@@ -434,15 +644,37 @@ describe('a task through the API (scripted flow)', () => {
       headers: AUTH,
       payload: { reason: 'maintenance window closed' },
     });
-    expect(cancel.statusCode).toBe(202);
-    expect(cancel.json()).toMatchObject({ task_id: id, cancel_reason: 'maintenance window closed' });
+    expect(cancel.statusCode).toBe(200);
+    expect(cancel.json()).toMatchObject({
+      task_id: id,
+      final: false,
+      cancel_reason: 'maintenance window closed',
+      cancel_requested_at: expect.any(String) as unknown,
+    });
     await waitForState(id, 'CANCELLED');
     const warning = (await get(`/api/v1/upgrade/logs/${id}?level=WARNING`)).json<{
-      items: { message: string }[];
+      items: { source: string; message: string }[];
     }>();
-    expect(warning.items.map((l) => l.message)).toContain(
-      'cancel requested by ops: maintenance window closed',
+    expect(warning.items).toContainEqual(
+      expect.objectContaining({
+        source: 'api',
+        message: 'cancel requested by ops: maintenance window closed',
+      }),
     );
+
+    // The request and the answer are both in api_request_log.
+    await waitFor(
+      async () =>
+        (await handle.execute("SELECT 1 FROM api_request_log WHERE route LIKE '%cancel%'")).length === 1,
+    );
+    const [row] = await handle.execute<{ status: number; request_body: unknown; response_body: unknown }>(
+      "SELECT status, request_body, response_body FROM api_request_log WHERE route LIKE '%cancel%'",
+    );
+    expect(row).toMatchObject({
+      status: 200,
+      request_body: { reason: 'maintenance window closed' },
+      response_body: { task_id: id, cancel_reason: 'maintenance window closed' },
+    });
   });
 
   it('answers 404 for unknown tasks and 400 for ids that are not uuids', async () => {

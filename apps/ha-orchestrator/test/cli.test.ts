@@ -119,12 +119,26 @@ describe('ha-orchestrator CLI', () => {
       const base = docs.replace(/\/docs$/, '');
       const res = await fetch(`${base}/health`);
       expect(res.status).toBe(200);
-      const body = (await res.json()) as { status: string; checks: { name: string; status: string }[] };
+      const body = (await res.json()) as {
+        status: string;
+        checks: { name: string; status: string }[];
+        nodes: { id: string; reachable: boolean }[];
+      };
       expect(body.status).toBe('degraded');
+      // Nothing is known about the pair while neither node answers: only the nodes' checks fail.
       expect(body.checks.map((c) => [c.name, c.status])).toEqual([
         ['database', 'ok'],
         ['node:node-a', 'down'],
         ['node:node-b', 'down'],
+        ['versions', 'ok'],
+        ['rsync', 'ok'],
+        ['replication', 'ok'],
+        ['vip', 'ok'],
+        ['upgrade_task', 'ok'],
+      ]);
+      expect(body.nodes.map((n) => [n.id, n.reachable])).toEqual([
+        ['node-a', false],
+        ['node-b', false],
       ]);
       expect((await fetch(`${base}/api/v1/upgrade/history`)).status).toBe(401);
     } finally {

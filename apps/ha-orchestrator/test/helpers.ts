@@ -117,26 +117,60 @@ export function triggerBody(zip: Buffer, signature: string) {
   ]);
 }
 
-/** A node that answers `health` only, as configured; every other op is UNAVAILABLE. */
-export function healthOnlyNode(
-  id: string,
-  answer: () => Promise<{ ok: boolean; version: string | null }>,
-): NodeClient {
+/** What a scripted node reports; everything but `ok` and `version` has a healthy default. */
+export interface NodeAnswer {
+  ok: boolean;
+  version: string | null;
+  /** Holds the VIP and the database primary. Default: the node id is `node-a`. */
+  primary?: boolean;
+  rsyncPaused?: boolean;
+  /** Replication streams (seen from this node). Default true. */
+  streaming?: boolean;
+}
+
+/**
+ * A node whose agent answers the read-only operations (health, keepalived, replication, rsync)
+ * from `answer`; a throwing `answer` fails every call with its error. Other ops are refused.
+ */
+export function healthOnlyNode(id: string, answer: () => Promise<NodeAnswer>): NodeClient {
   return {
     id,
     address: `${id}:22`,
     async call(op) {
-      if (op !== 'health') throw new Error(`unexpected op ${op}`);
-      const { ok, version } = await answer();
-      const check = { ok, durationMs: 1 };
-      return {
-        ok,
-        version,
-        database: { ...check, role: 'primary' },
-        ports: [],
-        keepalived: { ...check, state: 'MASTER', holdsVip: true },
-        http: { ...check, status: 200 },
-      } as never;
+      const a = await answer();
+      const primary = a.primary ?? id === 'node-a';
+      const streaming = a.streaming ?? true;
+      const check = { ok: a.ok, durationMs: 1 };
+      const state = primary ? 'MASTER' : 'BACKUP';
+      switch (op) {
+        case 'health':
+          return {
+            ok: a.ok,
+            version: a.version,
+            database: { ...check, role: primary ? 'primary' : 'standby' },
+            ports: [],
+            keepalived: { ...check, state, holdsVip: primary },
+            http: { ...check, status: a.ok ? 200 : 503 },
+          } as never;
+        case 'keepalived.status':
+          return { state, priority: primary ? 150 : 100, holdsVip: primary, vip: '10.0.0.100' } as never;
+        case 'replication.status':
+          return {
+            role: primary ? 'primary' : 'standby',
+            connected: streaming,
+            standbys: primary && streaming ? 1 : 0,
+            inSync: streaming,
+            lagBytes: streaming ? 0 : null,
+            lagMs: streaming ? 0 : null,
+            lsn: '0/3000060',
+            endpoint: { host: id, port: 5432 },
+            detail: streaming ? 'streaming' : 'no standby connected',
+          } as never;
+        case 'rsync.status':
+          return { paused: a.rsyncPaused ?? false, lastSyncAt: null, lastResult: 'ok' } as never;
+        default:
+          throw new Error(`unexpected op ${op}`);
+      }
     },
     putFile: async () => ({ sha256: '' }),
     close: async () => undefined,
@@ -157,6 +191,8 @@ export interface TestAppOptions {
   maxPackageBytes?: number;
   clock?: Clock;
   nodeVersions?: () => Promise<(string | null)[]>;
+  /** HEALTH_NODE_TIMEOUT_MS. Default 500. */
+  healthTimeoutMs?: number;
 }
 
 export interface TestApp {
@@ -213,7 +249,15 @@ export async function buildTestApp(options: TestAppOptions): Promise<TestApp> {
       tokens: [{ name: 'ops', token: TOKEN }],
       allowedIps: options.allowedIps ?? ['127.0.0.1/32', '::1/128'],
     },
-    health: { database: options.database, nodes: cluster.nodes, timeoutMs: 500 },
+    health: {
+      database: options.database,
+      nodes: cluster.nodes,
+      timeoutMs: options.healthTimeoutMs ?? 500,
+      tasks: options.tasks,
+      audit: options.audit,
+      config: options.configStore,
+      now: () => clock.now(),
+    },
     requestLog: options.requestLog,
     logger: false,
   });

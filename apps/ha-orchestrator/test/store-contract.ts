@@ -152,6 +152,17 @@ export function describeStoreContract(name: string, open: () => Promise<StoreTar
           cancelReason: 'x',
         });
         expect(cleared.error).toBeNull();
+        const failed = await stores.tasks.update(task.id, {
+          error: { code: 'TIMEOUT', message: 'replication not in sync', step: 'standby.replication' },
+        });
+        expect(failed.error).toEqual({
+          code: 'TIMEOUT',
+          message: 'replication not in sync',
+          step: 'standby.replication',
+        });
+        const noStep = await stores.tasks.update(task.id, { error: { code: 'INTERNAL', message: 'x' } });
+        expect(noStep.error).toEqual({ code: 'INTERNAL', message: 'x', step: null });
+        await stores.tasks.update(task.id, { error: null });
         expect(cleared.downtimeMs).toBe(4200);
         expect(cleared.state).toBe('BACKUP');
         expect(await stores.tasks.get(task.id)).toEqual(cleared);
@@ -194,7 +205,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreTar
           fromState: 'IDLE',
           toState: 'PREPARE',
         });
-        await stores.audit.log(log(task.id, 2, 'WARNING', 'replication lag 2 MB'));
+        await stores.audit.log({ ...log(task.id, 2, 'WARNING', 'replication lag 2 MB'), source: 'node-b' });
         await stores.audit.log({
           ...log(task.id, 3, 'ERROR', 'health failed'),
           details: { node: 'node-b', tries: 3 },
@@ -210,6 +221,13 @@ export function describeStoreContract(name: string, open: () => Promise<StoreTar
           'IDLE -> PREPARE',
         ]);
         expect(all.items[1]?.details).toEqual({ node: 'node-b', tries: 3 });
+        // Who wrote each line; the flow's own lines default to `orchestrator`.
+        expect(all.items.map((l) => l.source)).toEqual([
+          'orchestrator',
+          'orchestrator',
+          'node-b',
+          'orchestrator',
+        ]);
         expect(all.items[3]).toMatchObject({
           fromState: 'IDLE',
           toState: 'PREPARE',

@@ -131,12 +131,22 @@ describe('PostgreSQL only', () => {
       clientIp: '127.0.0.1',
       caller: 'ops',
       userAgent: 'curl/8',
+      requestBody: null,
+      responseBody: { items: [], page: 1, page_size: 20, total: 0 },
     });
     const rows = await handle.execute(
-      'SELECT method, route, status, duration_ms, caller FROM api_request_log',
+      'SELECT method, route, status, duration_ms, caller, request_body, response_body FROM api_request_log',
     );
     expect(rows).toEqual([
-      { method: 'GET', route: '/api/v1/upgrade/history', status: 200, duration_ms: 4, caller: 'ops' },
+      {
+        method: 'GET',
+        route: '/api/v1/upgrade/history',
+        status: 200,
+        duration_ms: 4,
+        caller: 'ops',
+        request_body: null,
+        response_body: { items: [], page: 1, page_size: 20, total: 0 },
+      },
     ]);
   });
 });

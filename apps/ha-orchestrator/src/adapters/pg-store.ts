@@ -18,6 +18,7 @@ import {
 } from '../db/schema.js';
 import type { ApiRequestLog, ApiRequestRecord } from '../http/request-log.js';
 import {
+  DEFAULT_LOG_SOURCE,
   DEFAULT_UPGRADE_CONFIG,
   type AuditTrail,
   type BackupRecord,
@@ -145,7 +146,9 @@ function toTask(row: TaskRow): UpgradeTask {
     currentStep: row.currentStep,
     lastMessage: row.lastMessage,
     error:
-      row.errorCode === null ? null : { code: row.errorCode, message: row.errorMessage ?? row.errorCode },
+      row.errorCode === null
+        ? null
+        : { code: row.errorCode, message: row.errorMessage ?? row.errorCode, step: row.errorStep },
     downtimeMs: row.downtimeMs,
     createdAt: row.createdAt,
     startedAt: row.startedAt,
@@ -166,6 +169,7 @@ function toRowPatch(patch: TaskPatch): Partial<typeof upgradeTask.$inferInsert> 
   if (error !== undefined) {
     set.errorCode = error?.code ?? null;
     set.errorMessage = error?.message ?? null;
+    set.errorStep = error?.step ?? null;
   }
   return set;
 }
@@ -199,6 +203,7 @@ export function createPgAuditTrail(db: HaDatabase): AuditTrail {
         db.insert(upgradeHistory).values({
           taskId: r.taskId,
           level: r.level,
+          source: r.source ?? DEFAULT_LOG_SOURCE,
           message: r.message,
           fromState: r.fromState,
           toState: r.toState,
@@ -265,6 +270,7 @@ export function createPgAuditTrail(db: HaDatabase): AuditTrail {
           items: rows.map(({ log }): LogRecord => ({
             taskId: log.taskId,
             level: log.level,
+            source: log.source,
             message: log.message,
             fromState: log.fromState,
             toState: log.toState,

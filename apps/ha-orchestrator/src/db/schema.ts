@@ -48,6 +48,8 @@ export const upgradeTask = pgTable(
     lastMessage: text('last_message'),
     errorCode: text('error_code'),
     errorMessage: text('error_message'),
+    /** The step that failed (e.g. `standby.replication`), when the error came from one. */
+    errorStep: text('error_step'),
     downtimeMs: integer('downtime_ms'),
     createdAt: timestamptz('created_at').notNull(),
     startedAt: timestamptz('started_at'),
@@ -77,6 +79,8 @@ export const upgradeHistory = pgTable(
     id: identity(),
     taskId: taskRef(),
     level: text('level').$type<LogLevel>().notNull(),
+    /** Who wrote the line: `orchestrator` (the flow), a node id (a step on that node), `api`, `recovery`. */
+    source: text('source').notNull().default('orchestrator'),
     message: text('message').notNull(),
     fromState: text('from_state').$type<HaState>(),
     toState: text('to_state').$type<HaState>(),
@@ -186,7 +190,7 @@ export const configSyncRecord = pgTable(
   (t) => [index('config_sync_record_task_idx').on(t.taskId, t.id)],
 );
 
-/** Every request to /api/*: who asked what, from where, and the answer's status. */
+/** Every request to /api/*: who asked what, from where, what they sent and what they were answered. */
 export const apiRequestLog = pgTable(
   'api_request_log',
   {
@@ -204,6 +208,10 @@ export const apiRequestLog = pgTable(
     /** The name of the API token used; null when none was accepted. */
     caller: text('caller'),
     userAgent: text('user_agent'),
+    /** The request body as received, secrets redacted; an upload as its size and SHA-256. */
+    requestBody: jsonb('request_body'),
+    /** The answer as sent, secrets redacted; a large one as its size and SHA-256. */
+    responseBody: jsonb('response_body'),
   },
   (t) => [index('api_request_log_at_idx').on(t.at)],
 );

@@ -3,14 +3,15 @@
 // failed write stops the flow (a step is not taken before it is recorded); during a rollback
 // (`bestEffort`) a failed write is logged and the rollback goes on, as stopping would be worse.
 import { describeError, type Clock, type Machine } from '@upgrade/core';
-import type {
-  AuditTrail,
-  HaState,
-  LogLevel,
-  StepRecord,
-  TaskPatch,
-  TaskStore,
-  UpgradeTask,
+import {
+  DEFAULT_LOG_SOURCE,
+  type AuditTrail,
+  type HaState,
+  type LogLevel,
+  type StepRecord,
+  type TaskPatch,
+  type TaskStore,
+  type UpgradeTask,
 } from '../ports.js';
 
 /** The small logger the flow mirrors its records to; pino fits. */
@@ -40,6 +41,8 @@ export class TaskRecorder {
   /** Set for rollbacks: audit writes that fail are logged instead of thrown. */
   bestEffort = false;
   private current: UpgradeTask;
+  /** Node of the step running or last finished: the `source` of log lines written meanwhile. */
+  private stepNode: string | null = null;
 
   constructor(
     private readonly deps: RecorderDeps,
@@ -80,12 +83,18 @@ export class TaskRecorder {
     });
   }
 
-  async log(level: LogLevel, message: string, details?: Record<string, unknown>): Promise<void> {
+  async log(
+    level: LogLevel,
+    message: string,
+    details?: Record<string, unknown>,
+    source: string = this.stepNode ?? DEFAULT_LOG_SOURCE,
+  ): Promise<void> {
     this.mirror(level, message, details);
     await this.write('log', () =>
       this.deps.audit.log({
         taskId: this.current.id,
         level,
+        source,
         message,
         fromState: null,
         toState: null,
@@ -110,6 +119,7 @@ export class TaskRecorder {
       this.deps.audit.log({
         taskId: this.current.id,
         level,
+        source: DEFAULT_LOG_SOURCE,
         message: reason,
         fromState: t.from,
         toState: t.to,
@@ -121,6 +131,7 @@ export class TaskRecorder {
   /** Runs one step between a `started` and a `succeeded` / `failed` record. */
   async step<T>(spec: StepSpec, fn: () => Promise<T>): Promise<T> {
     const started = this.deps.clock.now();
+    this.stepNode = spec.nodeId ?? null;
     await this.patch({
       currentStep: spec.name,
       lastMessage: spec.message,
@@ -141,7 +152,12 @@ export class TaskRecorder {
   /** Records a step that was not run and why. */
   async skip(spec: StepSpec, reason: string, level: LogLevel = 'WARNING'): Promise<void> {
     await this.record(spec, 'skipped', reason, 0);
-    await this.log(level, `${spec.name}${spec.nodeId ? ` on ${spec.nodeId}` : ''} skipped: ${reason}`);
+    await this.log(
+      level,
+      `${spec.name}${spec.nodeId ? ` on ${spec.nodeId}` : ''} skipped: ${reason}`,
+      undefined,
+      spec.nodeId ?? DEFAULT_LOG_SOURCE,
+    );
   }
 
   private async record(

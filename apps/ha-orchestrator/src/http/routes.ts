@@ -15,6 +15,7 @@ import {
   type UnpackLimits,
 } from '../package.js';
 import {
+  DEFAULT_LOG_SOURCE,
   FINAL_STATES,
   type AuditTrail,
   type StepRecord,
@@ -35,6 +36,7 @@ import {
   TriggerResponse,
   type TaskViewBody,
 } from './schemas.js';
+import { setLoggedRequestBody } from './request-log.js';
 import { receiveUpload } from './upload.js';
 
 export interface PackageSettings {
@@ -98,6 +100,10 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
       let started = false;
       try {
         const upload = await receiveUpload(request, workDir, deps.packages.maxPackageBytes);
+        setLoggedRequestBody(request, {
+          package: { size_bytes: upload.sizeBytes, sha256: upload.packageSha256 },
+          signature: upload.signature,
+        });
         const signature = decodeSignature(upload.signature);
         await verifyPackageSignature(upload.packagePath, signature, deps.packages.keys);
         const unpacked = await unpackUpgradePackage(
@@ -176,16 +182,17 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
       schema: {
         summary: 'Ask a running task to stop at its next safe point',
         description:
-          'Answers 202 once the request is recorded; the task then ends CANCELLED (or rolls back first). 409 when it already ended.',
+          'Answers 200 with the task once the request is recorded (cancel_requested_at and cancel_reason set); the task ' +
+          'then stops at its next safe point, rolls back what it changed and ends CANCELLED. 409 when it already ended.',
         tags: ['upgrade'],
         params: TaskIdParams,
         body: CancelBody,
-        response: { 202: Type.Ref('UpgradeTask'), ...errorResponses(400, 401, 403, 404, 409) },
+        response: { 200: Type.Ref('UpgradeTask'), ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const task = await deps.runner.cancel(request.params.id, request.body.reason, callerOf(request));
-      return reply.code(202).send(toTaskView(task));
+      return toTaskView(task);
     },
   );
 
@@ -228,11 +235,12 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
       return {
         task_id: task.id,
         items: items.map((l) => ({
+          at: l.at.toISOString(),
           level: l.level,
+          source: l.source ?? DEFAULT_LOG_SOURCE,
           message: l.message,
           from_state: l.fromState,
           to_state: l.toState,
-          at: l.at.toISOString(),
           details: l.details ?? null,
         })),
         page,
@@ -289,7 +297,7 @@ export function toTaskView(task: UpgradeTask): TaskViewBody {
     percent: Math.round(task.percent),
     current_step: task.currentStep,
     last_message: task.lastMessage,
-    error: task.error,
+    error: task.error === null ? null : { ...task.error, step: task.error.step ?? null },
     from_version: task.fromVersion,
     to_version: task.toVersion,
     package_sha256: task.packageSha256,

@@ -20,7 +20,13 @@ export const TaskView = Type.Object(
     percent: Type.Integer({ minimum: 0, maximum: 100 }),
     current_step: Nullable(Type.String()),
     last_message: Nullable(Type.String()),
-    error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    error: Nullable(
+      Type.Object({
+        code: Type.String(),
+        message: Type.String(),
+        step: Nullable(Type.String({ description: 'the step that failed, when the error came from one' })),
+      }),
+    ),
     from_version: Nullable(Type.String()),
     to_version: Type.String(),
     package_sha256: Type.String(),
@@ -84,11 +90,15 @@ export const HistoryResponse = Type.Object({
 });
 
 export const LogView = Type.Object({
+  at: DateTime,
   level: Level,
+  source: Type.String({
+    description:
+      'who wrote the line: orchestrator (the upgrade flow), a node id (a step on that node), api (a request such as cancel), recovery (start-up after a crash)',
+  }),
   message: Type.String(),
   from_state: Nullable(State),
   to_state: Nullable(State),
-  at: DateTime,
   details: Nullable(Type.Record(Type.String(), Type.Unknown())),
 });
 

@@ -3,6 +3,7 @@
 // Everything handed in or out is copied, so a caller can never change stored rows in place.
 import { UpgradeError, systemClock, type Clock } from '@upgrade/core';
 import {
+  DEFAULT_LOG_SOURCE,
   DEFAULT_UPGRADE_CONFIG,
   FINAL_STATES,
   type AuditTrail,
@@ -85,7 +86,9 @@ export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskSto
     async update(id, patch: TaskPatch) {
       const row = rows.get(id);
       if (row === undefined) throw new UpgradeError('NOT_FOUND', `task ${id} does not exist`);
-      const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+      const defined: TaskPatch = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+      // As the error_step column: a missing step reads back as null.
+      if (defined.error) defined.error = { ...defined.error, step: defined.error.step ?? null };
       row.task = copyTask({ ...row.task, ...defined });
       return copyTask(row.task);
     },
@@ -112,7 +115,8 @@ export function createMemoryAuditTrail(): AuditTrail {
       steps.push({ record: structuredClone(record), seq: seq++ });
     },
     async log(record) {
-      logs.push({ record: structuredClone(record), seq: seq++ });
+      const stored = { ...structuredClone(record), source: record.source ?? DEFAULT_LOG_SOURCE };
+      logs.push({ record: stored, seq: seq++ });
     },
     async backup(record) {
       backups.push(structuredClone(record));
