@@ -39,6 +39,14 @@ export const EnvSchema = Type.Object({
     1_000,
     'longest wait for a database connection; past it requests answer 503',
   ),
+  DATABASE_QUERY_TIMEOUT_MS: Ms(
+    2_000,
+    'client-side deadline of each database query of a request; past it the request answers 503 and the connection is dropped (a frozen or cut-off server never answers)',
+  ),
+  DATABASE_STATEMENT_TIMEOUT_MS: Ms(
+    1_500,
+    'PostgreSQL statement_timeout of the request connections: the server cancels a slower statement (below DATABASE_QUERY_TIMEOUT_MS, so a slow query ends server-side first)',
+  ),
   MIGRATE_ON_START: Type.Boolean({ default: true, description: 'apply pending migrations at start-up' }),
   REDIS_URL: Type.Optional(
     Type.String({

@@ -22,6 +22,8 @@ export type BackendConfig = Pick<
   | 'DATABASE_URL'
   | 'DATABASE_POOL_MAX'
   | 'DATABASE_CONNECT_TIMEOUT_MS'
+  | 'DATABASE_QUERY_TIMEOUT_MS'
+  | 'DATABASE_STATEMENT_TIMEOUT_MS'
   | 'MIGRATE_ON_START'
   | 'REDIS_URL'
   | 'REDIS_KEY_PREFIX'
@@ -80,12 +82,14 @@ export async function openBackends(
         pool: {
           max: config.DATABASE_POOL_MAX,
           connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
+          statementTimeoutMillis: config.DATABASE_STATEMENT_TIMEOUT_MS,
+          queryTimeoutMillis: config.DATABASE_QUERY_TIMEOUT_MS,
           applicationName: 'visiona-api',
         },
       });
       const db = database;
       closers.push(() => db.close());
-      if (config.MIGRATE_ON_START) await migrate(db, migrationsFolder);
+      if (config.MIGRATE_ON_START) await migrateOnce(config.DATABASE_URL, config.DATABASE_CONNECT_TIMEOUT_MS);
       stores = createPgStores(db.db, clock);
       healthChecks.push(db.healthCheck('postgres'));
     }
@@ -163,6 +167,20 @@ export async function openBackends(
   } catch (error) {
     await closeAll(closers);
     throw error;
+  }
+}
+
+/** Migrations run on a connection of their own, without the request deadlines (an index build takes longer). */
+async function migrateOnce(url: string, connectTimeoutMs: number): Promise<void> {
+  const handle = await openDatabase({
+    url,
+    schema,
+    pool: { max: 1, connectionTimeoutMillis: connectTimeoutMs, applicationName: 'visiona-api migrate' },
+  });
+  try {
+    await migrate(handle, migrationsFolder);
+  } finally {
+    await handle.close();
   }
 }
 

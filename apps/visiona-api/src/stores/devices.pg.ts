@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@upgrade/core';
-import { translatePgErrors, withTx } from '@upgrade/db';
+import { translateDbErrors, withTx } from './db-errors.js';
 import { and, asc, count, eq, gt, isNull, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
 import { devices, pairingTokens, sessionTokens } from '../db/schema.js';
@@ -67,7 +67,7 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
     );
   };
   const change = (where: SQL | null, patch: Partial<typeof devices.$inferInsert>): Promise<Device | null> =>
-    translatePgErrors(async () => {
+    translateDbErrors(async () => {
       if (where === null) return null;
       const [row] = await db
         .update(devices)
@@ -83,7 +83,7 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
     offset: sql.placeholder('offset'),
   }).prepare(DEVICE_PAGE_STATEMENT);
   const select = (where: SQL | null): Promise<Device | null> =>
-    translatePgErrors(async () => {
+    translateDbErrors(async () => {
       if (where === null) return null;
       const [row] = await db.select(DEVICE).from(devices).where(where);
       return row ?? null;
@@ -91,7 +91,7 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
 
   return {
     create: ({ ownerId, serial, name, pairingStatus = 'pending' }) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         const now = new Date(clock.now());
         const [row] = await db
           .insert(devices)
@@ -112,7 +112,7 @@ export function createPgDeviceStore(db: VisionaDatabase, clock: Clock): DeviceSt
     get: (id, ownerId) => select(liveWhere(id, ownerId)),
     getById: (id) => select(liveWhere(id)),
     list: (ownerId, page) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         checkPage(page);
         if (!isUuid(ownerId)) return { items: [], total: 0 };
         const rows = await pageStatement.execute({ ownerId, limit: page.limit, offset: page.offset });

@@ -1,5 +1,5 @@
 import type { Clock } from '@upgrade/core';
-import { translatePgErrors } from '@upgrade/db';
+import { translateDbErrors } from './db-errors.js';
 import { and, count, desc, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
 import { models } from '../db/schema.js';
@@ -26,7 +26,7 @@ const excluded = (column: string): SQL => sql.raw(`excluded.${column}`);
 export function createPgModelStore(db: VisionaDatabase, clock: Clock): ModelStore {
   return {
     upsert: (input) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         if (!isUuid(input.id)) throw modelNotFound(input.id);
         const now = new Date(clock.now());
         const [row] = await db
@@ -53,7 +53,7 @@ export function createPgModelStore(db: VisionaDatabase, clock: Clock): ModelStor
       }),
 
     get: (id, ownerId) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         if (!isUuid(id) || !isUuid(ownerId)) return null;
         const [row] = await db
           .select(MODEL)
@@ -63,7 +63,7 @@ export function createPgModelStore(db: VisionaDatabase, clock: Clock): ModelStor
       }),
 
     list: (filter, page) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         checkPage(page);
         if (filter.ownerId !== undefined && !isUuid(filter.ownerId)) return { items: [], total: 0 };
         const where = liveMatching(filter);
@@ -81,7 +81,7 @@ export function createPgModelStore(db: VisionaDatabase, clock: Clock): ModelStor
       }),
 
     softDelete: (id, ownerId) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         if (!isUuid(id) || !isUuid(ownerId)) return false;
         const rows = await db
           .update(models)

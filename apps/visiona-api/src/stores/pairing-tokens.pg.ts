@@ -1,5 +1,5 @@
 import type { Clock } from '@upgrade/core';
-import { translatePgErrors } from '@upgrade/db';
+import { translateDbErrors } from './db-errors.js';
 import { and, eq, gt, isNull } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
 import { pairingTokens } from '../db/schema.js';
@@ -9,13 +9,13 @@ import type { PairingTokenStore } from '../ports.js';
 export function createPgPairingTokenStore(db: VisionaDatabase, clock: Clock): PairingTokenStore {
   return {
     create: ({ tokenHash, ownerId, expiresAt }) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         await db
           .insert(pairingTokens)
           .values({ tokenHash, ownerId, expiresAt, createdAt: new Date(clock.now()) });
       }),
     redeem: (tokenHash) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         const now = new Date(clock.now());
         // One conditional UPDATE: the row lock makes a concurrent second redeem re-check
         // `used_at is null` after the first commits, and find nothing.

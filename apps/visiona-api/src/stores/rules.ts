@@ -10,16 +10,15 @@ export function isUuid(value: string): boolean {
 
 /**
  * The CONFLICT PostgreSQL's unique index or foreign key gives, as the memory stores raise it:
- * same code, status and constraint name as `mapPgError` produces.
+ * same code, status and constraint name as the PostgreSQL stores report (db-errors.ts; no SQLSTATE).
  */
 export function constraintViolated(constraint: string, kind: 'unique' | 'foreign key'): UpgradeError {
-  const sqlState = kind === 'unique' ? '23505' : '23503';
   const what =
     kind === 'unique'
       ? 'a row with this value already exists'
       : 'the referenced row is missing or still referenced';
   return new UpgradeError('CONFLICT', `${kind} constraint "${constraint}" violated: ${what}`, {
-    details: { sqlState, constraint },
+    details: { constraint },
   });
 }
 
@@ -47,6 +46,6 @@ const TOKEN_HASH = /^[0-9a-f]{64}$/;
 export function checkTokenHash(tokenHash: string, table: 'pairing_tokens' | 'session_tokens'): void {
   if (!TOKEN_HASH.test(tokenHash))
     throw new UpgradeError('VALIDATION_FAILED', `check constraint "${table}_hash_check" violated`, {
-      details: { sqlState: '23514', constraint: `${table}_hash_check` },
+      details: { constraint: `${table}_hash_check` },
     });
 }

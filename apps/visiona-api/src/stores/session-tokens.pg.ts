@@ -1,5 +1,5 @@
 import type { Clock } from '@upgrade/core';
-import { translatePgErrors, withTx } from '@upgrade/db';
+import { translateDbErrors, withTx } from './db-errors.js';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
 import { devices, sessionTokens } from '../db/schema.js';
@@ -27,7 +27,7 @@ export function createPgSessionTokenStore(db: VisionaDatabase, clock: Clock): Se
         return row;
       }),
     find: (tokenHash) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         const [row] = await db
           .select()
           .from(sessionTokens)
@@ -40,7 +40,7 @@ export function createPgSessionTokenStore(db: VisionaDatabase, clock: Clock): Se
         return row ?? null;
       }),
     revoke: (tokenHash) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         const rows = await db
           .delete(sessionTokens)
           .where(eq(sessionTokens.tokenHash, tokenHash))
@@ -48,7 +48,7 @@ export function createPgSessionTokenStore(db: VisionaDatabase, clock: Clock): Se
         return rows.length > 0;
       }),
     revokeForDevice: (deviceId) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         if (!isUuid(deviceId)) return 0;
         const rows = await db
           .delete(sessionTokens)

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '@upgrade/core';
-import { translatePgErrors } from '@upgrade/db';
+import { translateDbErrors } from './db-errors.js';
 import { eq, sql } from 'drizzle-orm';
 import type { VisionaDatabase } from '../db/database.js';
 import { users } from '../db/schema.js';
@@ -11,7 +11,7 @@ import { isUuid } from './rules.js';
 export function createPgUserStore(db: VisionaDatabase, clock: Clock): UserStore {
   return {
     create: ({ email, passwordHash }) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         const [row] = await db
           .insert(users)
           .values({ id: randomUUID(), email, passwordHash, createdAt: new Date(clock.now()) })
@@ -20,13 +20,13 @@ export function createPgUserStore(db: VisionaDatabase, clock: Clock): UserStore 
         return row;
       }),
     get: (id) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         if (!isUuid(id)) return null;
         const [row] = await db.select().from(users).where(eq(users.id, id));
         return row ?? null;
       }),
     findByEmail: (email) =>
-      translatePgErrors(async () => {
+      translateDbErrors(async () => {
         // Written as the index's expression so `users_email_lower_unique` serves it.
         const [row] = await db
           .select()
