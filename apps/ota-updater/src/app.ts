@@ -1,6 +1,7 @@
 // Builds the HTTP app from a ready updater; never listens (main.ts does).
 import type { HealthCheck } from '@upgrade/core';
 import { createService, Gauge, type LoggerOption, type ServiceApp } from '@upgrade/service';
+import { diskSpaceOf } from './disk-space.js';
 import { otaRoutes } from './http/routes.js';
 import type { Updater } from './updater.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
@@ -9,6 +10,8 @@ export interface AppDeps {
   updater: Updater;
   healthChecks?: HealthCheck[];
   logger?: LoggerOption;
+  /** A path on the install file system: its free space is the `ota_disk_free_bytes` gauge. */
+  diskPath?: string;
 }
 
 /** The ota-updater API plus the kit's /healthz, /metrics and /docs. */
@@ -32,6 +35,28 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
       this.set(deps.updater.reportStats.failed);
     },
   });
+  const { diskPath } = deps;
+  if (diskPath !== undefined) {
+    new Gauge({
+      name: 'ota_disk_free_bytes',
+      help: 'Free bytes on the file system versions are installed to',
+      registers: [app.metrics.registry],
+      async collect() {
+        // A root that cannot be read shows no value rather than failing the whole scrape.
+        const space = await diskSpaceOf(diskPath).catch(() => null);
+        if (space !== null) this.set(space.free);
+      },
+    });
+    new Gauge({
+      name: 'ota_disk_size_bytes',
+      help: 'Size of the file system versions are installed to',
+      registers: [app.metrics.registry],
+      async collect() {
+        const space = await diskSpaceOf(diskPath).catch(() => null);
+        if (space !== null) this.set(space.total);
+      },
+    });
+  }
   await app.register(otaRoutes, { updater: deps.updater });
   return app;
 }

@@ -58,6 +58,15 @@ export const EnvSchema = Type.Object({
   UNPACK_MAX_ENTRY_BYTES: Bytes(512 * 1024 * 1024, 'largest file in a package'),
   UNPACK_MAX_TOTAL_BYTES: Bytes(2 * 1024 * 1024 * 1024, 'largest unpacked package'),
   UNPACK_MAX_ENTRIES: Type.Integer({ default: 50_000, minimum: 1, description: 'most files in a package' }),
+  KEEP_LAST_PACKAGE: Type.Boolean({
+    default: false,
+    description:
+      'keep the last verified package in downloads/ after it was deployed, rolled back or cancelled, for a quick re-deploy',
+  }),
+  DISK_MIN_FREE_BYTES: Bytes(
+    16 * 1024 * 1024,
+    '/healthz reports the disk down below this much free space on the install file system',
+  ),
   KEEP_VERSIONS: Type.Integer({
     default: 2,
     minimum: 0,

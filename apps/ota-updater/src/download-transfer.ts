@@ -15,6 +15,7 @@ import {
   strongEtag,
 } from './download-http.js';
 import type { PartialFile } from './download-partial.js';
+import { diskFullError } from './disk-space.js';
 import { discardBody, sendRequest, type HttpAnswer } from './http-client.js';
 
 /** What the caller hears during a transfer (DownloadOptions' callbacks). */
@@ -366,6 +367,8 @@ export function sizeMismatch(request: DownloadRequest, what: string): UpgradeErr
 
 function diskFailure(path: string, error: unknown): UpgradeError {
   if (isUpgradeError(error)) return error;
+  const full = diskFullError(error, path);
+  if (full !== null) return full;
   const code = (error as NodeJS.ErrnoException | null)?.code;
   return new UpgradeError(
     'DOWNLOAD_FAILED',

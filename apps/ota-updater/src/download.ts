@@ -1,13 +1,14 @@
 // The download of one OTA package, top to bottom: stream it to a partial file with bounded memory,
 // check the announced size before writing, hash while writing, resume with Range after a cut or a
 // restart, and only then verify size, MD5, SHA-256 and signature and rename it into place.
-import { mkdir, rename, rm, statfs } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { UpgradeError, isUpgradeError, systemClock, type Clock } from '@upgrade/core';
 import type { DownloadCheckpoint, DownloadRequest, VerifiedPackage } from './ports.js';
 import { startRun, type RunControl } from './download-deadlines.js';
 import { PartialFile, downloadPaths } from './download-partial.js';
 import { Transfer, sizeMismatch, type TransferSettings } from './download-transfer.js';
+import { ensureFreeSpace } from './disk-space.js';
 import { checkDownloadRequest, decodeSignature, loadPublicKey, verifyPackage } from './download-verify.js';
 import { syncDir } from './state-file.js';
 
@@ -102,7 +103,8 @@ export async function downloadPackage(
     // SHA-256 costs as much CPU as MD5 again: computed only when a check needs it.
     const sha256 = request.packageSha256 !== undefined || signing !== null;
     file = await PartialFile.open(paths.partial, resume?.offset ?? 0, { sha256, signal: run.signal });
-    await ensureSpace(options.dir, request.packageSize - file.offset);
+    // A full disk is found before the download, not after an hour of it.
+    await ensureFreeSpace(options.dir, request.packageSize - file.offset, `the package ${request.version}`);
     options.onProgress?.({ received: file.offset, total: request.packageSize });
     const etag = file.offset > 0 ? (resume?.etag ?? null) : null;
     transfer = new Transfer(request, settings, file, run, etag, options);
@@ -182,18 +184,6 @@ function resumableOffset(
   // Another package's bytes, or a path this download would not write: start from zero.
   if (!same || !Number.isSafeInteger(checkpoint.offset) || checkpoint.offset < 0) return undefined;
   return { offset: Math.min(checkpoint.offset, request.packageSize), etag: checkpoint.etag };
-}
-
-/** A full disk found before the download, not after an hour of it. */
-async function ensureSpace(dir: string, needed: number): Promise<void> {
-  const stats = await statfs(dir);
-  const free = stats.bavail * stats.bsize;
-  if (free < needed)
-    throw new UpgradeError(
-      'DOWNLOAD_FAILED',
-      `not enough free space in ${dir}: the package needs ${needed} more bytes, ${free} are free`,
-      { retryable: false, details: { needed, free } },
-    );
 }
 
 /** The error to report: an abort or deadline beats whatever the interrupted step threw. */

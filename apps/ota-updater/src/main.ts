@@ -7,6 +7,7 @@ import { createDeviceApiReporter } from './adapters/device-api.js';
 import { createSystemdServiceManager } from './adapters/systemd.js';
 import { buildApp } from './app.js';
 import type { Env } from './config.js';
+import { diskSpaceOf } from './disk-space.js';
 import { createServiceHealthCheck } from './service-health.js';
 import { readLinks } from './snapshots.js';
 import { createUpdater, type Updater, type UpdaterLogger } from './updater.js';
@@ -54,6 +55,7 @@ export async function startOtaUpdater(
     clock: systemClock,
     sink,
     logger,
+    keepLastPackage: config.KEEP_LAST_PACKAGE,
     deploy: {
       root: config.OTA_ROOT,
       services,
@@ -86,6 +88,7 @@ export async function startOtaUpdater(
   });
   const app = await buildApp({
     updater,
+    diskPath: config.OTA_ROOT,
     logger:
       config.LOG_FILE === undefined
         ? config.LOG_LEVEL
@@ -109,6 +112,19 @@ export async function startOtaUpdater(
             );
           }
           return `current ${links.current}`;
+        },
+      },
+      {
+        name: 'disk',
+        check: async () => {
+          const { free, total } = await diskSpaceOf(config.OTA_ROOT);
+          const detail = `${free} of ${total} bytes free on the file system of ${config.OTA_ROOT}`;
+          if (free < config.DISK_MIN_FREE_BYTES)
+            throw new UpgradeError(
+              'INSUFFICIENT_SPACE',
+              `only ${detail} (minimum ${config.DISK_MIN_FREE_BYTES}); remove old versions or logs`,
+            );
+          return detail;
         },
       },
     ],

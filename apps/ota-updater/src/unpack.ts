@@ -10,6 +10,7 @@ import { inflateRawSync } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { UpgradeError, abortError, isUpgradeError, unsafePackagePathReason } from '@upgrade/core';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
+import { diskFullError, ensureFreeSpace } from './disk-space.js';
 import { MANIFEST_FILE, MAX_MANIFEST_BYTES, manifestModes, parseManifest } from './manifest.js';
 import type { Manifest } from './ports.js';
 import { syncDir } from './state-file.js';
@@ -87,6 +88,14 @@ export async function unpackPackage(
     const manifest = await readManifest(zip, entries, options.version);
     const parent = dirname(destDir);
     await mkdir(parent, { recursive: true });
+    // The declared inflated size (bounded by the limits, enforced while inflating) plus a block per
+    // entry for rounding and a little for the directories: checked before a byte is written.
+    const declared = entries.reduce((sum, e) => sum + e.entry.uncompressedSize, 0);
+    await ensureFreeSpace(
+      parent,
+      declared + entries.length * 4096 + UNPACK_SPACE_MARGIN,
+      `unpacking ${options.version} (${declared} bytes inflated)`,
+    );
     const temp = join(parent, `${UNPACK_TEMP_PREFIX}${basename(destDir)}-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(temp, { mode: DIR_MODE });
@@ -101,6 +110,9 @@ export async function unpackPackage(
     zip.close();
   }
 }
+
+/** Free space required beyond the inflated bytes of a package. */
+const UNPACK_SPACE_MARGIN = 1024 * 1024;
 
 async function openZip(zipPath: string): Promise<ZipFile> {
   try {
@@ -446,10 +458,13 @@ function entryError(name: string, error: unknown, signal: AbortSignal | undefine
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR')
     return bad(`entry "${name}" conflicts with another entry of the same path`, error);
+  const full = diskFullError(error, `entry "${name}"`);
+  if (full !== null) return full;
   if ((error as NodeJS.ErrnoException).syscall !== undefined)
+    // Node's message starts with the code already: "EROFS: read-only file system, open '...'".
     return new UpgradeError(
       'DEPLOYMENT_FAILED',
-      `could not write entry "${name}" (${code ?? 'error'}: ${message(error)}); check free space and the file system`,
+      `could not write entry "${name}" (${message(error)}); check the file system`,
       { cause: error },
     );
   return bad(`entry "${name}" is damaged (${message(error)})`, error);

@@ -2,7 +2,8 @@
 // downloaded; an update request -> deploying -> health_check -> success (or rolling_back ->
 // rolled_back / failed). Every stage change is written to state.json (atomically) before it is
 // reported, so a power cut at any point is resumed by `recover()` on the next start.
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   UpgradeError,
   createProgressReporter,
@@ -104,6 +105,12 @@ export interface UpdaterDeps {
   /** Where progress goes besides GET /progress: the device API. Failures are counted, never fatal. */
   sink: ProgressSink<OtaStage>;
   logger: UpdaterLogger;
+  /**
+   * Keep the last verified package after it was deployed, rolled back or cancelled, for a quick
+   * re-deploy. Default false: a package file is deleted as soon as it served (a package the deploy
+   * proved invalid always is).
+   */
+  keepLastPackage?: boolean;
   /** Passed to every download (timeouts, public key, retries). */
   download: Omit<DownloadOptions, 'dir' | 'resumeFrom' | 'signal' | 'onProgress' | 'onCheckpoint' | 'clock'>;
 }
@@ -196,11 +203,19 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     }
   };
 
-  /** The snapshot `current` points at and the MD5 it was installed from, when known. */
-  const runningRelease = async (): Promise<{ snapshot: string; md5: string } | null> => {
+  /**
+   * The snapshot `current` points at and the MD5 it was installed from (null when unknown).
+   * UNAVAILABLE when the install root has no current version: nothing could be deployed or rolled
+   * back there, so no download is started for it.
+   */
+  const runningRelease = async (): Promise<{ snapshot: string; md5: string | null }> => {
     const current = (await readLinks(deps.deploy.root).catch(() => null))?.current ?? null;
-    const md5 = current === null ? undefined : state.releases[current];
-    return current === null || md5 === undefined ? null : { snapshot: current, md5 };
+    if (current === null)
+      throw new UpgradeError(
+        'UNAVAILABLE',
+        `the install root ${deps.deploy.root} has no current version (its current link is missing or dangling); set it up with the install script, then try again`,
+      );
+    return { snapshot: current, md5: state.releases[current] ?? null };
   };
 
   /** `releases` without the snapshots retention (or a rollback) removed. */
@@ -209,6 +224,44 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     if (links === null) return releases;
     const kept = new Set([links.current, links.previous, ...links.others]);
     return Object.fromEntries(Object.entries(releases).filter(([name]) => kept.has(name)));
+  };
+
+  const keepLast = deps.keepLastPackage === true;
+
+  /** What state.json says of a package that served; persisted before the file goes (see below). */
+  const afterUse = (rejected: boolean): Partial<OtaState> =>
+    keepLast && !rejected ? {} : { downloaded: null };
+
+  /**
+   * Deletes a package that served, after state.json stopped pointing at it: a cut between the two
+   * leaves an orphan file the start-up sweep removes, never a state naming a missing file.
+   */
+  const removeUsed = async (pkg: VerifiedPackage, rejected: boolean): Promise<void> => {
+    if (keepLast && !rejected) return;
+    await removeFile(pkg.path);
+  };
+
+  const removeFile = async (path: string): Promise<void> => {
+    await rm(path, { force: true }).catch((error: unknown) =>
+      deps.logger.warn({ err: error, path }, `could not delete ${path}: ${describeError(error)}`),
+    );
+  };
+
+  /** Removes from downloads/ every file state.json does not point at: crash leftovers, old packages. */
+  const sweepDownloads = async (): Promise<void> => {
+    const keep = new Set<string>();
+    if (state.download !== null) keep.add(state.download.partialPath);
+    if (state.downloaded !== null) keep.add(state.downloaded.path);
+    const names = await readdir(deps.downloadsDir).catch(() => [] as string[]);
+    const removed: string[] = [];
+    for (const name of names) {
+      const path = join(deps.downloadsDir, name);
+      if (keep.has(path)) continue;
+      await rm(path, { recursive: true, force: true });
+      removed.push(name);
+    }
+    if (removed.length > 0)
+      deps.logger.info({ removed }, `removed ${removed.length} orphan file(s) from downloads/`);
   };
 
   const download = async (
@@ -239,6 +292,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
       await writes;
       if (state.stage === 'downloading')
         await update({ stage: 'verifying', progress: 100, message: `verifying ${request.version}` });
+      const replaced = state.downloaded;
       await update({
         stage: 'downloaded',
         progress: 100,
@@ -246,6 +300,8 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         download: null,
         downloaded: pkg,
       });
+      // The last verified package kept for a re-deploy is superseded by this one.
+      if (replaced !== null && replaced.path !== pkg.path) await removeFile(replaced.path);
       deps.logger.info(
         { version: pkg.version, size: pkg.size, md5: pkg.md5 },
         'package downloaded and verified',
@@ -254,6 +310,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
       if (isUpgradeError(error, 'ABORTED') && signal.aborted) return; // cancel or shutdown decides
       const checkpoint = state.download;
       if (checkpoint !== null) await discardDownload(checkpoint).catch(() => undefined);
+      // Also when no checkpoint recorded it yet.
+      await discardDownload({ partialPath: downloadPaths(deps.downloadsDir, request.version).partial }).catch(
+        () => undefined,
+      );
       await fail(error, { download: null });
     }
   };
@@ -290,10 +350,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             message: `${result.version} installed and healthy`,
             error: null,
             deploy: null,
-            downloaded: null,
+            ...afterUse(false),
             releases: await installedReleases({ ...state.releases, [result.version]: pkg.md5 }),
           });
-          await rm(pkg.path, { force: true });
+          await removeUsed(pkg, false);
           break;
         case 'rolled_back':
           await update({
@@ -302,7 +362,9 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             message: `${result.version} failed and was rolled back to ${result.restored}: ${result.error.message}`,
             error: { code: result.error.code, message: result.error.message },
             deploy: null,
+            ...afterUse(false),
           });
+          await removeUsed(pkg, false);
           break;
         case 'discarded':
           await update({
@@ -310,7 +372,9 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             progress: 0,
             message: `deploy of ${result.version} was discarded`,
             deploy: null,
+            ...afterUse(false),
           });
+          await removeUsed(pkg, false);
           break;
       }
     } catch (error) {
@@ -321,10 +385,15 @@ export function createUpdater(deps: UpdaterDeps): Updater {
           message: `deploy of ${pkg.version} cancelled`,
           deploy: null,
           error: null,
+          ...afterUse(false),
         });
+        await removeUsed(pkg, false);
         return;
       }
-      await fail(error, { deploy: null });
+      // A package the deploy proved invalid is of no further use, whatever keepLastPackage says.
+      const rejected = isUpgradeError(error, 'VALIDATION_FAILED');
+      await fail(error, { deploy: null, ...afterUse(rejected) });
+      await removeUsed(pkg, rejected);
     }
   };
 
@@ -332,8 +401,8 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     async startDownload(request) {
       const running = await runningRelease();
       await claim('a new download');
+      const previousPackage = state.downloaded;
       if (
-        running !== null &&
         versionOfSnapshot(running.snapshot) === request.version &&
         running.md5 === request.packageMd5.toLowerCase()
       ) {
@@ -353,7 +422,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         error: null,
         version: request.version,
         download: null,
+        ...(keepLast ? {} : { downloaded: null }),
       });
+      // Without keepLastPackage the package waiting for an update gives way to the new download.
+      if (!keepLast && previousPackage !== null) await removeFile(previousPackage.path);
       runInBackground(
         (signal) => download(request, signal),
         () => true,
@@ -362,6 +434,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     },
 
     async startUpdate(version) {
+      await runningRelease();
       await claim('a new update');
       const pkg = state.downloaded;
       if (pkg === null || pkg.version !== version) {
@@ -419,11 +492,15 @@ export function createUpdater(deps: UpdaterDeps): Updater {
 
     async recover() {
       const saved = await readStateFile(deps.statePath, parseOtaState);
+      if (saved !== null) state = saved;
+      // Before anything resumes: leftovers of a crash or of an older version of this service go.
+      await sweepDownloads().catch((error: unknown) =>
+        deps.logger.warn({ err: error }, `sweeping downloads/ failed: ${describeError(error)}`),
+      );
       if (saved === null) {
         await update({}, {});
         return;
       }
-      state = saved;
       switch (state.stage) {
         case 'downloading':
         case 'verifying': {

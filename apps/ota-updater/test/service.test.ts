@@ -321,6 +321,8 @@ describe('ota-updater service', () => {
     expect(final.error?.code).toBe('HEALTH_CHECK_FAILED');
     expect((await getHealth(device.port))?.version).toBe('0.9.0');
     expect((await call(device, 'GET', '/api/v1.0/versions')).body.data).toMatchObject({ current: 'factory' });
+    // The rejected package does not stay on the disk (KEEP_LAST_PACKAGE is off by default).
+    expect(await readdir(join(device.root, '.ota', 'downloads'))).toEqual([]);
   });
 
   it('writes its JSON log to a size-rotated file when LOG_FILE is set', async () => {
