@@ -64,14 +64,19 @@ export function createAccounts(deps: AccountsDeps): Accounts {
 
   return {
     register: async (email, password) => {
+      const taken = (cause?: unknown): UpgradeError =>
+        new UpgradeError('CONFLICT', 'an account with this email already exists; sign in instead', {
+          cause,
+        });
+      // Asked before the hash: a database that cannot answer fails the request within its query
+      // deadline instead of after a hash plus that deadline, and a taken email costs no hash.
+      if ((await deps.users.findByEmail(email.trim())) !== null) throw taken();
       const passwordHash = await hashPassword(password);
       try {
         return await deps.users.create({ email: email.trim(), passwordHash });
       } catch (error) {
-        if (isUpgradeError(error, 'CONFLICT'))
-          throw new UpgradeError('CONFLICT', 'an account with this email already exists; sign in instead', {
-            cause: error,
-          });
+        // Another registration of the same email won the race since the check.
+        if (isUpgradeError(error, 'CONFLICT')) throw taken(error);
         throw error;
       }
     },
