@@ -7,7 +7,8 @@
 //     "jar": "app.jar",                         // the application jar installed on both nodes
 //     "jarSha256": "<64 hex>",                  // its SHA-256
 //     "schemaScripts": [                        // SQL run on the primary database, in this order
-//       { "path": "sql/001_add_column.sql", "sha256": "<64 hex>" }
+//       { "path": "sql/001_add_column.sql", "sha256": "<64 hex>",
+//         "rollback": { "path": "sql/001_add_column.rollback.sql", "sha256": "<64 hex>" } }
 //     ],
 //     "minFromVersion": "2.3.0"                 // optional: the oldest version this upgrade starts from
 //   }
@@ -16,7 +17,10 @@
 // against the configured public keys before the archive is opened. Nothing in the archive is
 // trusted: entry names, types and sizes are checked from the central directory before anything is
 // written, inflated bytes are counted while streaming (a zip bomb declares small sizes), and every
-// file the manifest names must match its SHA-256.
+// file the manifest names must match its SHA-256. Every schema script carries the script that undoes
+// it (docs/ha-orchestrator/schema-changes.md): a failed upgrade runs the rollbacks, newest first,
+// instead of restoring the live database from a dump, so no write made meanwhile is lost. A package
+// with a schema script and no rollback is refused (ROLLBACK_SCRIPT_MISSING).
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -49,6 +53,7 @@ export type PackageRejection =
   | 'MANIFEST_INVALID'
   | 'FILE_MISSING'
   | 'CHECKSUM_MISMATCH'
+  | 'ROLLBACK_SCRIPT_MISSING'
   | 'VERSION_TOO_OLD';
 
 /** The manifest as validated. */
@@ -56,7 +61,7 @@ export interface PackageManifest {
   version: string;
   jar: string;
   jarSha256: string;
-  schemaScripts: { path: string; sha256: string }[];
+  schemaScripts: { path: string; sha256: string; rollback: { path: string; sha256: string } }[];
   minFromVersion: string | null;
 }
 
@@ -190,12 +195,33 @@ export function parsePackageManifest(text: string): PackageManifest {
       throw invalidManifest(`${at} must be an object {path, sha256}`);
     const script = s as Record<string, unknown>;
     for (const key of Object.keys(script))
-      if (key !== 'path' && key !== 'sha256') throw invalidManifest(`${at} has an unknown field "${key}"`);
+      if (key !== 'path' && key !== 'sha256' && key !== 'rollback')
+        throw invalidManifest(`${at} has an unknown field "${key}"`);
     const path = pathField(script.path, `${at}.path`);
     if (!path.endsWith('.sql')) throw invalidManifest(`${at}.path "${path}" must name a .sql file`);
-    return { path, sha256: shaField(script.sha256, `${at}.sha256`) };
+    const sha256 = shaField(script.sha256, `${at}.sha256`);
+    if (script.rollback === undefined || script.rollback === null)
+      throw packageError(
+        'ROLLBACK_SCRIPT_MISSING',
+        `${MANIFEST_FILE} ${at} (${path}) has no rollback script; every schema change needs the script that undoes it ({"rollback": {"path", "sha256"}}), see the schema-change rule for package authors`,
+      );
+    const r = script.rollback;
+    if (typeof r !== 'object' || Array.isArray(r))
+      throw invalidManifest(`${at}.rollback must be an object {path, sha256}`);
+    const rb = r as Record<string, unknown>;
+    for (const key of Object.keys(rb))
+      if (key !== 'path' && key !== 'sha256')
+        throw invalidManifest(`${at}.rollback has an unknown field "${key}"`);
+    const rollbackPath = pathField(rb.path, `${at}.rollback.path`);
+    if (!rollbackPath.endsWith('.sql'))
+      throw invalidManifest(`${at}.rollback.path "${rollbackPath}" must name a .sql file`);
+    return {
+      path,
+      sha256,
+      rollback: { path: rollbackPath, sha256: shaField(rb.sha256, `${at}.rollback.sha256`) },
+    };
   });
-  const paths = [jar, ...schemaScripts.map((s) => s.path)];
+  const paths = [jar, ...schemaScripts.flatMap((s) => [s.path, s.rollback.path])];
   if (new Set(paths).size !== paths.length) throw invalidManifest('names the same file twice');
   const minFromVersion =
     m.minFromVersion === undefined || m.minFromVersion === null
@@ -294,14 +320,17 @@ export async function unpackUpgradePackage(
       throw invalidManifest(`is larger than ${MAX_MANIFEST_BYTES} bytes`);
     const manifest = parsePackageManifest(await readEntryText(zip, manifestEntry));
     const names = new Map(entries.filter((e) => !e.isDir).map((e) => [e.name, e]));
-    for (const path of [manifest.jar, ...manifest.schemaScripts.map((s) => s.path)]) {
+    for (const path of [manifest.jar, ...manifest.schemaScripts.flatMap((s) => [s.path, s.rollback.path])]) {
       if (!names.has(path))
         throw packageError('FILE_MISSING', `${MANIFEST_FILE} names "${path}", which is not in the package`);
     }
     await mkdir(destDir, { recursive: false, mode: 0o700 });
     const sha256 = await extractAll(zip, entries, destDir, limits);
     checkSha(manifest.jar, manifest.jarSha256, sha256);
-    for (const script of manifest.schemaScripts) checkSha(script.path, script.sha256, sha256);
+    for (const script of manifest.schemaScripts) {
+      checkSha(script.path, script.sha256, sha256);
+      checkSha(script.rollback.path, script.rollback.sha256, sha256);
+    }
     return { manifest, dir: destDir, sha256 };
   } finally {
     zip.close();
@@ -319,7 +348,11 @@ export function toUpgradePackage(
     version: manifest.version,
     jarPath: join(dir, manifest.jar),
     jarSha256: manifest.jarSha256,
-    schemaScripts: manifest.schemaScripts.map((s) => ({ path: join(dir, s.path), sha256: s.sha256 })),
+    schemaScripts: manifest.schemaScripts.map((s) => ({
+      path: join(dir, s.path),
+      sha256: s.sha256,
+      rollback: { path: join(dir, s.rollback.path), sha256: s.rollback.sha256 },
+    })),
     packageSha256,
     workDir,
   };

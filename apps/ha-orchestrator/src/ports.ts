@@ -100,14 +100,66 @@ export const DEFAULT_UPGRADE_CONFIG: UpgradeConfig = {
   replicationTimeoutMs: 60_000,
 };
 
+/**
+ * Replication bounds, backup space and who moves the database primary. Part of the upgrade
+ * parameters like the rest; until upgrade_config has columns for them, a store answers without
+ * them and the defaults apply (resolveFlowConfig).
+ */
+export interface SafetySettings {
+  /**
+   * "In sync" means: a standby streams from the primary (seen on both sides) and its replay is at
+   * most this many bytes (16 MiB) and this many milliseconds (10 s) behind. The pre-checks refuse
+   * to start beyond these; every later replication step waits for them.
+   */
+  replicationMaxLagBytes: number;
+  replicationMaxLagMs: number;
+  /** Free space each node keeps in its backup dir beyond the backup's estimated size (256 MiB). */
+  backupSpaceMarginBytes: number;
+  /**
+   * 1 (default): the orchestrator moves the database primary with the VIP (planned switchover).
+   * 0: the database is managed elsewhere; the orchestrator only verifies replication.
+   */
+  databaseSwitchover: number;
+}
+
+export const DEFAULT_SAFETY_SETTINGS: SafetySettings = {
+  replicationMaxLagBytes: 16 * 1024 * 1024,
+  replicationMaxLagMs: 10_000,
+  backupSpaceMarginBytes: 256 * 1024 * 1024,
+  databaseSwitchover: 1,
+};
+
+/** Every parameter the flow reads. */
+export type FlowConfig = UpgradeConfig & SafetySettings;
+
+/** The parameters as given, with every missing or non-numeric value set to its default. */
+export function resolveFlowConfig(config: Partial<FlowConfig>): FlowConfig {
+  const defaults: FlowConfig = { ...DEFAULT_UPGRADE_CONFIG, ...DEFAULT_SAFETY_SETTINGS };
+  const resolved = { ...defaults };
+  for (const key of Object.keys(defaults) as (keyof FlowConfig)[]) {
+    const value = config[key];
+    if (typeof value === 'number' && Number.isFinite(value)) resolved[key] = value;
+  }
+  return resolved;
+}
+
+export interface SchemaScript {
+  path: string;
+  sha256: string;
+  rollback: { path: string; sha256: string };
+}
+
 /** What the unpacked upload holds (see package.ts). */
 export interface UpgradePackage {
   version: string;
   /** Local path of the jar in the task's temp dir, and its SHA-256. */
   jarPath: string;
   jarSha256: string;
-  /** Schema-change scripts in the order they run (may be empty). */
-  schemaScripts: { path: string; sha256: string }[];
+  /**
+   * Schema-change scripts in the order they run (may be empty), each with the script that undoes
+   * it (expand/contract: the rollback keeps every row written meanwhile).
+   */
+  schemaScripts: SchemaScript[];
   /** SHA-256 of the uploaded package file as received. */
   packageSha256: string;
   /** Temp dir holding the unpacked files; removed when the task ends. */

@@ -1,10 +1,12 @@
-// POST /rollback/{id}: brings the pair back to what a task backed up. Nothing is touched before
-// every node's backup has been re-hashed on its node against the checksums recorded at backup
-// time. Then, with config sync paused: the node without the VIP first (so the VIP holder keeps
-// serving while it is done, and is never stopped when the first node does not come back healthy),
-// then the VIP holder: stop services, restore jar + config + root key (+ the database on the
-// database primary), start, `healthyChecksRequired` healthy checks. Every step is recorded under
-// the task; the task's state does not change (it is final).
+// POST /rollback/{id}: an operator's explicit restore of the pair to what a task backed up. It is
+// the only place the live database is replaced from its dump, which loses every write made since
+// the backup; so writes are fenced on both nodes first: the services are stopped on both (the node
+// without the VIP first), and the restore drops the database WITH (FORCE), which ends any other
+// session, before recreating it from the dump. Nothing is touched before every node's backup has
+// been re-hashed on its node against the checksums recorded at backup time. Then, with config
+// sync paused: fence both, restore jar + config + root key on each (+ the database on the database
+// primary), start each (the node without the VIP first) with `healthyChecksRequired` healthy
+// checks. Every step is recorded under the task; the task's state does not change (it is final).
 import { UpgradeError, describeError, isUpgradeError } from '@upgrade/core';
 import type { BackupKind } from './agent/protocol.js';
 import type { BackupRecord, NodeClient, UpgradeTask } from './ports.js';
@@ -73,7 +75,7 @@ export async function restoreFromBackup(deps: UpgradeDeps, taskId: string): Prom
     await restorePair(ctx, task, backups, [first, second], databasePrimary);
     const message = `restored ${deps.cluster.nodes.map((n) => n.id).join(' and ')} from the backups of task ${taskId}${
       task.fromVersion === null ? '' : ` (version ${task.fromVersion})`
-    }; downtime ${ctx.meter.totalMs} ms`;
+    }; writes were fenced on both nodes (services stopped) before the database was replaced from its dump, so writes made after the backup are gone; downtime ${ctx.meter.totalMs} ms`;
     await rec.patch({ currentStep: 'restore.done', lastMessage: message });
     await rec.log('INFO', message, { downtimeMs: ctx.meter.totalMs });
     return rec.task;
@@ -149,33 +151,71 @@ async function restorePair(
         for (const node of order) await setRsync(ctx, node, 'pause');
       },
     );
-    for (const [i, node] of order.entries()) {
+    const kindsOf = (node: NodeClient): BackupKind[] => [
+      ...SOFTWARE_KINDS,
+      ...(node === databasePrimary ? (['database'] as const) : []),
+    ];
+    const failure = (node: NodeClient, error: unknown): UpgradeError => {
       const backupId = (backups.get(node.id) as BackupRecord).backupId;
-      const kinds: BackupKind[] = [
-        ...SOFTWARE_KINDS,
-        ...(node === databasePrimary ? (['database'] as const) : []),
-      ];
-      const step = (name: string, message: string): { name: string; nodeId: string; message: string } => ({
-        name: `restore.${name}`,
-        nodeId: node.id,
-        message,
-      });
+      return new UpgradeError(
+        'ROLLBACK_FAILED',
+        `restore of ${node.id} from ${backupId} failed: ${describeError(error)}`,
+        {
+          cause: error,
+          details: { nodeId: node.id, backupId },
+        },
+      );
+    };
+    // Writes fenced on both nodes before anything is restored: no client writes into a database
+    // that is about to be replaced.
+    ctx.meter.open('services stopped on both nodes for the restore');
+    for (const node of order) {
       try {
-        if (i === 1) ctx.meter.open(`services stopped on VIP holder ${node.id}`);
-        await rec.step(step('stop', `stopping ${ctx.services.join(', ')} on ${node.id}`), () =>
-          stopServices(ctx, node),
-        );
         await rec.step(
-          step('restore', `restoring ${kinds.join(', ')} on ${node.id} from ${backupId}`),
+          {
+            name: 'restore.fence',
+            nodeId: node.id,
+            message: `fencing writes: stopping ${ctx.services.join(', ')} on ${node.id}`,
+          },
+          () => stopServices(ctx, node),
+        );
+      } catch (error) {
+        throw failure(node, error);
+      }
+    }
+    for (const node of order) {
+      const backupId = (backups.get(node.id) as BackupRecord).backupId;
+      const kinds = kindsOf(node);
+      try {
+        await rec.step(
+          {
+            name: 'restore.restore',
+            nodeId: node.id,
+            message: `restoring ${kinds.join(', ')} on ${node.id} from ${backupId}`,
+          },
           async () => {
             const r = await ctx.nodes.call(node, 'backup.restore', { backupId, kinds }, ctx.signal);
             await rec.log('INFO', `${node.id}: restored ${r.restored.join(', ')} from ${backupId}`);
           },
         );
-        await rec.step(step('start', `starting ${ctx.services.join(', ')} on ${node.id}`), () =>
-          startServices(ctx, node),
+      } catch (error) {
+        throw failure(node, error);
+      }
+    }
+    // Both are started even when the first does not come back healthy: the pair is fenced, so a
+    // node left stopped would only lengthen the outage.
+    const problems: UpgradeError[] = [];
+    for (const node of order) {
+      try {
+        await rec.step(
+          {
+            name: 'restore.start',
+            nodeId: node.id,
+            message: `starting ${ctx.services.join(', ')} on ${node.id}`,
+          },
+          () => startServices(ctx, node),
         );
-        await rec.step(step('health', `checking ${node.id}`), () =>
+        await rec.step({ name: 'restore.health', nodeId: node.id, message: `checking ${node.id}` }, () =>
           awaitHealthy(ctx, node, {
             required: ctx.config.healthyChecksRequired,
             version: task.fromVersion,
@@ -183,15 +223,12 @@ async function restorePair(
           }),
         );
       } catch (error) {
-        throw new UpgradeError(
-          'ROLLBACK_FAILED',
-          `restore of ${node.id} from ${backupId} failed: ${describeError(error)}${
-            i === 0 ? `; ${order[1].id} was not touched and keeps serving` : ''
-          }`,
-          { cause: error, details: { nodeId: node.id, backupId } },
-        );
+        if (ctx.signal.aborted) throw failure(node, error);
+        problems.push(failure(node, error));
       }
     }
+    const [first] = problems;
+    if (first !== undefined) throw first;
     await rec.step(
       { name: 'restore.replication', message: 'waiting for database replication in sync' },
       async () => {

@@ -1,21 +1,32 @@
 // The rolling upgrade of the HA pair, top to bottom:
 //
-//   PREPARE         both nodes healthy, who holds the VIP and the database primary; pause rsync
+//   PREPARE         the pre-checks (flow/prechecks.ts: health, versions, VIP, keepalived priorities,
+//                   database primary, replication connected and within the lag bounds, backup
+//                   space); a failed one ends the task with nothing changed. Then pause rsync
 //   BACKUP          backup.create on both nodes (jar, config, root key, full database; MD5 + SHA-256
 //                   of each file, retention applied), then backup.verify against those checksums
-//   UPGRADE_BACKUP  schema scripts staged and applied on the database primary; replication in sync;
+//   UPGRADE_BACKUP  schema scripts (and their rollback scripts) staged, the scripts applied on the
+//                   database primary, each in one transaction; replication in sync;
 //                   the standby's jar staged, services stopped, jar installed, services started,
 //                   `healthyChecksRequired` consecutive healthy checks
-//   VIP_SWITCH      the standby's keepalived priority raised above the primary's; the VIP must be
-//                   seen on the standby within vipSwitchTimeoutMs (retried vipSwitchRetries times)
+//   VIP_SWITCH      the database primary moves with the VIP (flow/switchover.ts): writes fenced on
+//                   the old primary, the standby caught up to its last LSN and promoted; then the
+//                   two keepalived priorities are swapped (the standby takes the holder's value,
+//                   which ties and moves nothing; the holder takes the standby's, which moves the
+//                   VIP), so priorities never drift; the VIP must be seen on the standby within
+//                   vipSwitchTimeoutMs (retried vipSwitchRetries times); the old primary follows
+//                   the new one (pg_rewind when needed) and replication is verified that way.
+//                   With databaseSwitchover=0 the database is managed elsewhere: verified only
 //   UPGRADE_MASTER  the former primary upgraded the same way (without the schema change)
 //   VERIFY          rsync resumed, config checksums equal, both nodes healthy, replication in sync,
 //                   VIP on the new primary, downtime recorded; staged files removed -> COMPLETE
 //
 // Every change is pushed on an undo list before it is made. Any failure, the deadline of the
 // whole run (upgradeTimeoutMs) or a cancel moves the task to ROLLBACK, which undoes the list from
-// the end: former primary restored from its backup, VIP put back, standby restored, database
-// restored when the schema changed, rsync resumed, staged files removed. The task then ends in
+// the end: former primary restored from its backup, database primary and VIP moved back, standby
+// restored, the schema change undone by the package's rollback scripts on the database primary
+// (never a restore of the live database: rows written meanwhile stay), rsync resumed, staged files
+// removed. The task then ends in
 // FAILED, TIMEOUT, UNREACHABLE or CANCELLED as the cause says. A node that cannot be reached is
 // skipped by the rollback, which says so in the log.
 //
@@ -33,28 +44,29 @@ import type {
   AuditTrail,
   Cluster,
   NodeClient,
+  SafetySettings,
   TaskError,
   TaskStore,
   UpgradeConfig,
   UpgradePackage,
   UpgradeTask,
 } from './ports.js';
-import { createFlowContext, peerOf, startDeadline, type FlowContext } from './flow/context.js';
+import { createFlowContext, startDeadline, type FlowContext } from './flow/context.js';
 import { awaitHealthy } from './flow/health.js';
 import {
   SOFTWARE_KINDS,
-  awaitReplicationInSync,
   createBackup,
-  servicesOf,
   stageFile,
   startServices,
   stopServices,
   verifyBackup,
-  type ReplicationStatus,
 } from './flow/node-steps.js';
+import { runPreChecks } from './flow/prechecks.js';
+import { awaitReplicationInSync, readReplication } from './flow/replication.js';
+import { awaitCaughtUp, fenceWrites, follow, promote, unfence } from './flow/switchover.js';
 import { TaskRecorder, type FlowLogger } from './flow/recorder.js';
 import { awaitConfigInSync, setRsync } from './flow/sync.js';
-import { MAX_PRIORITY, PRIORITY_STEP, moveVip } from './flow/vip.js';
+import { MAX_PRIORITY, moveVip } from './flow/vip.js';
 
 export { HA_MACHINE, HA_TRANSITIONS, WORKING_STATES, failureStateOf } from './machine.js';
 export type { FlowLogger } from './flow/recorder.js';
@@ -63,7 +75,8 @@ export interface UpgradeDeps {
   cluster: Cluster;
   tasks: TaskStore;
   audit: AuditTrail;
-  config: UpgradeConfig;
+  /** upgrade_config; safety settings it does not hold yet take their defaults. */
+  config: UpgradeConfig & Partial<SafetySettings>;
   clock: Clock;
   logger?: FlowLogger;
   /**
@@ -85,8 +98,13 @@ const PERCENT = {
   schemaStage: 16,
   schemaApply: 18,
   standby: { replication: 20, stage: 24, stop: 28, install: 32, start: 36, health: 40 },
+  dbFence: 44,
+  dbCatchUp: 45,
+  dbPromote: 46,
   vipSwitch: 48,
-  vipHealth: 54,
+  vipHealth: 51,
+  dbFollow: 53,
+  dbReplication: 55,
   master: { replication: 58, stage: 62, stop: 66, install: 70, start: 74, health: 78 },
   rsyncResume: 86,
   config: 88,
@@ -102,9 +120,15 @@ type Role = 'standby' | 'master';
 /** A change to the pair, recorded before it is made; the rollback undoes the list from the end. */
 type Change =
   | { kind: 'rsync'; node: NodeClient }
-  | { kind: 'schema'; node: NodeClient }
+  /** One applied schema script; undone by its rollback script on whichever node is then primary. */
+  | { kind: 'schema'; index: number; stagedName: string; localPath: string; sha256: string }
   | { kind: 'software'; node: NodeClient; role: Role }
-  | { kind: 'vip'; from: NodeClient; to: NodeClient; previousPriority: number; raisedTo: number };
+  /** Priorities swapped: `from` had `high` and got `low`, `to` had `low` and got `high`. */
+  | { kind: 'vip'; from: NodeClient; to: NodeClient; high: number; low: number }
+  /** The database on `node` stopped for the switchover. */
+  | { kind: 'db_fence'; node: NodeClient }
+  /** `to` promoted in place of `from`. */
+  | { kind: 'db_promote'; from: NodeClient; to: NodeClient };
 
 interface Run {
   ctx: FlowContext;
@@ -220,7 +244,7 @@ async function upgrade(run: Run): Promise<void> {
   await checkpoint(run);
 
   await rec.transition('VIP_SWITCH', `moving VIP ${ctx.cluster.vip} from ${primary.id} to ${standby.id}`);
-  await switchVip(run, primary, standby);
+  await switchPrimary(run, primary, standby);
   await checkpoint(run);
 
   await rec.transition('UPGRADE_MASTER', `upgrading former primary ${primary.id} to ${pkg.version}`);
@@ -249,75 +273,34 @@ async function upgrade(run: Run): Promise<void> {
   );
 }
 
-/** Read-only checks: nothing on the nodes changes here. */
+/** The pre-checks: read-only, nothing on the nodes changes here. */
 async function inspectPair(run: Run): Promise<{ primary: NodeClient; standby: NodeClient }> {
   const { ctx, pkg } = run;
   return ctx.rec.step(
     {
       name: 'prepare.check',
       percent: PERCENT.check,
-      message: 'checking both nodes, the VIP and replication',
+      message:
+        'pre-checks: health, versions, VIP, keepalived priorities, database, replication, backup space',
     },
     async () => {
-      const health = new Map<string, Awaited<ReturnType<typeof awaitHealthy>>>();
-      for (const node of ctx.cluster.nodes)
-        health.set(node.id, await awaitHealthy(ctx, node, { required: 1, version: null }));
-
-      const holders: NodeClient[] = [];
-      for (const node of ctx.cluster.nodes) {
-        const k = await ctx.nodes.call(node, 'keepalived.status', {}, ctx.signal);
-        run.priorities.set(node.id, k.priority);
-        if (k.holdsVip) holders.push(node);
-      }
-      const [primary] = holders;
-      if (holders.length !== 1 || primary === undefined)
-        throw new UpgradeError(
-          'UNAVAILABLE',
-          holders.length === 0
-            ? `no node holds VIP ${ctx.cluster.vip}; fix keepalived before upgrading`
-            : `both nodes claim VIP ${ctx.cluster.vip}; fix keepalived before upgrading`,
-        );
-      const standby = peerOf(ctx.cluster, primary);
-
-      const roles = new Map<string, ReplicationStatus>();
-      for (const node of ctx.cluster.nodes)
-        roles.set(node.id, await ctx.nodes.call(node, 'replication.status', {}, ctx.signal));
-      const dbPrimaries = ctx.cluster.nodes.filter((n) => roles.get(n.id)?.role === 'primary');
-      const [databasePrimary] = dbPrimaries;
-      if (dbPrimaries.length !== 1 || databasePrimary === undefined)
-        throw new UpgradeError(
-          'UNAVAILABLE',
-          `expected one database primary, found ${dbPrimaries.length}; fix replication before upgrading`,
-        );
-
-      const primaryHealth = health.get(primary.id);
-      const fromVersion = primaryHealth?.version ?? null;
-      const standbyVersion = health.get(standby.id)?.version ?? null;
-      if (fromVersion === pkg.version && standbyVersion === pkg.version)
-        throw new UpgradeError('CONFLICT', `both nodes already run ${pkg.version}; nothing to upgrade`);
-      if (ctx.services.length === 0 && primaryHealth !== undefined) ctx.services = servicesOf(primaryHealth);
-      if (ctx.services.length === 0)
-        throw new UpgradeError('CONFIG_INVALID', `the agent on ${primary.id} reports no services to upgrade`);
-
+      const facts = await runPreChecks(ctx, pkg);
+      const { primary, standby } = facts;
       run.primary = primary;
-      run.databasePrimary = databasePrimary;
+      run.databasePrimary = facts.databasePrimary;
       run.vipHolder = primary;
-      run.fromVersion = fromVersion;
-      await ctx.rec.patch({ fromVersion, primaryBefore: primary.id });
-      if (standbyVersion !== fromVersion)
+      run.fromVersion = facts.fromVersion;
+      for (const [id, p] of facts.priorities) run.priorities.set(id, p);
+      await ctx.rec.patch({ fromVersion: facts.fromVersion, primaryBefore: primary.id });
+      if (facts.databasePrimary !== primary)
         await ctx.rec.log(
           'WARNING',
-          `nodes run different versions: ${primary.id} ${fromVersion}, ${standby.id} ${standbyVersion}`,
-        );
-      if (databasePrimary !== primary)
-        await ctx.rec.log(
-          'WARNING',
-          `database primary ${databasePrimary.id} does not hold the VIP (${primary.id} does)`,
+          `database primary ${facts.databasePrimary.id} does not hold the VIP (${primary.id} does); the database is managed elsewhere`,
         );
       await ctx.rec.log(
         'INFO',
-        `primary ${primary.id} (VIP, priority ${run.priorities.get(primary.id)}), standby ${standby.id} (priority ${run.priorities.get(standby.id)}), version ${fromVersion ?? 'unknown'} -> ${pkg.version}`,
-        { services: [...ctx.services], databasePrimary: databasePrimary.id },
+        `primary ${primary.id} (VIP, priority ${run.priorities.get(primary.id)}), standby ${standby.id} (priority ${run.priorities.get(standby.id)}), version ${facts.fromVersion ?? 'unknown'} -> ${pkg.version}`,
+        { services: [...ctx.services], databasePrimary: facts.databasePrimary.id },
       );
       return { primary, standby };
     },
@@ -372,14 +355,22 @@ async function backUpNode(run: Run, node: NodeClient): Promise<void> {
   }
 }
 
-/** Stages and runs the schema scripts on the database primary; the standby gets them by replication. */
+/**
+ * Stages the schema scripts and their rollback scripts on the database primary and runs the
+ * scripts there, each in one transaction; the standby gets them by replication. Each applied
+ * script is recorded with its rollback before the next one runs.
+ */
 async function applySchema(run: Run): Promise<void> {
   const { ctx, pkg } = run;
   const node = run.databasePrimary as NodeClient;
-  const scripts = pkg.schemaScripts.map((s, i) => ({
-    ...s,
-    stagedName: `${ctx.rec.task.id}-schema-${String(i + 1).padStart(3, '0')}.sql`,
-  }));
+  const scripts = pkg.schemaScripts.map((s, i) => {
+    const n = String(i + 1).padStart(3, '0');
+    return {
+      ...s,
+      stagedName: `${ctx.rec.task.id}-schema-${n}.sql`,
+      rollbackName: `${ctx.rec.task.id}-schema-${n}-rollback.sql`,
+    };
+  });
   const apply = { name: 'standby.schema_apply', nodeId: node.id, percent: PERCENT.schemaApply, message: '' };
   if (scripts.length === 0) {
     await ctx.rec.skip(
@@ -394,25 +385,46 @@ async function applySchema(run: Run): Promise<void> {
       name: 'standby.schema_stage',
       nodeId: node.id,
       percent: PERCENT.schemaStage,
-      message: `copying ${scripts.length} schema scripts to ${node.id}`,
+      message: `copying ${scripts.length} schema scripts and their rollback scripts to ${node.id}`,
     },
     async () => {
-      for (const script of scripts)
+      for (const script of scripts) {
         await stageFile(ctx, run.staged, node, { localPath: script.path, ...script });
+        await stageFile(ctx, run.staged, node, {
+          localPath: script.rollback.path,
+          stagedName: script.rollbackName,
+          sha256: script.rollback.sha256,
+        });
+      }
     },
   );
   await checkpoint(run);
   await ctx.rec.step(
     { ...apply, message: `applying ${scripts.length} schema scripts on database primary ${node.id}` },
     async () => {
-      run.changes.push({ kind: 'schema', node });
-      for (const script of scripts)
-        await ctx.nodes.call(
-          node,
-          'schema.apply',
-          { stagedName: script.stagedName, sha256: script.sha256 },
-          ctx.signal,
-        );
+      for (const [index, script] of scripts.entries()) {
+        const change: Change = {
+          kind: 'schema',
+          index,
+          stagedName: script.rollbackName,
+          localPath: script.rollback.path,
+          sha256: script.rollback.sha256,
+        };
+        try {
+          await ctx.nodes.call(
+            node,
+            'schema.apply',
+            { stagedName: script.stagedName, sha256: script.sha256 },
+            ctx.signal,
+          );
+        } catch (error) {
+          // A script that failed ran in one transaction and left nothing; one whose outcome is
+          // unknown (no answer) may have committed, so its rollback runs too.
+          if (!isUpgradeError(error, 'DEPLOYMENT_FAILED')) run.changes.push(change);
+          throw error;
+        }
+        run.changes.push(change);
+      }
     },
   );
 }
@@ -490,33 +502,104 @@ async function upgradeNode(run: Run, node: NodeClient, role: Role): Promise<void
   await rec.log('INFO', `${node.id} runs ${pkg.version} and is healthy`);
 }
 
+/**
+ * Moves the database primary and the VIP from `primary` to `standby`. With databaseSwitchover=0
+ * only the VIP moves and replication is verified.
+ */
+async function switchPrimary(run: Run, primary: NodeClient, standby: NodeClient): Promise<void> {
+  const { ctx } = run;
+  const { rec } = ctx;
+  const managed = ctx.config.databaseSwitchover === 1;
+  const high = run.priorities.get(primary.id) ?? 0;
+  const low = run.priorities.get(standby.id) ?? 0;
+  if (!(high > low && low >= 1 && high <= MAX_PRIORITY))
+    throw new UpgradeError(
+      'CONFIG_INVALID',
+      `keepalived priorities ${primary.id} ${high}, ${standby.id} ${low} cannot be swapped; the holder's must be the higher`,
+    );
+  // Recorded first, so the rollback moves the VIP back only after the database primary is back
+  // (the node taking the VIP must be able to serve writes); swapping back is a no-op if it never moved.
+  run.changes.push({ kind: 'vip', from: primary, to: standby, high, low });
+  if (managed) {
+    // Writes stop here: the meter counts from the fence until the VIP answers on the new primary.
+    ctx.meter.open(`writes fenced on ${primary.id} for the switchover`);
+    const lastLsn = await rec.step(
+      {
+        name: 'database.fence',
+        nodeId: primary.id,
+        percent: PERCENT.dbFence,
+        message: `fencing writes on database primary ${primary.id}`,
+      },
+      async () => {
+        run.changes.push({ kind: 'db_fence', node: primary });
+        return fenceWrites(ctx, primary);
+      },
+    );
+    await rec.step(
+      {
+        name: 'database.catch_up',
+        nodeId: standby.id,
+        percent: PERCENT.dbCatchUp,
+        message: `waiting for ${standby.id} to replay past ${primary.id}'s last position ${lastLsn}`,
+      },
+      () => awaitCaughtUp(ctx, standby, lastLsn),
+    );
+    await rec.step(
+      {
+        name: 'database.promote',
+        nodeId: standby.id,
+        percent: PERCENT.dbPromote,
+        message: `promoting ${standby.id}'s database to primary`,
+      },
+      async () => {
+        run.changes.push({ kind: 'db_promote', from: primary, to: standby });
+        await promote(ctx, standby);
+        run.databasePrimary = standby;
+      },
+    );
+  }
+  await switchVip(run, primary, standby);
+  if (managed)
+    await rec.step(
+      {
+        name: 'database.follow',
+        nodeId: primary.id,
+        percent: PERCENT.dbFollow,
+        message: `turning ${primary.id}'s database into a standby of ${standby.id}`,
+      },
+      () => follow(ctx, primary, standby),
+    );
+  await rec.step(
+    {
+      name: 'database.replication',
+      percent: PERCENT.dbReplication,
+      message: managed
+        ? `checking replication from ${standby.id} to ${primary.id}`
+        : 'checking replication (the database is managed elsewhere)',
+    },
+    () => awaitReplicationInSync(ctx, ctx.cluster.nodes, managed ? standby : undefined),
+  );
+}
+
+/**
+ * Swaps the two keepalived priorities: the standby takes the holder's (a tie: the VIP stays), then
+ * the holder takes the standby's, which moves the VIP. The values never change, only who has which.
+ */
 async function switchVip(run: Run, primary: NodeClient, standby: NodeClient): Promise<void> {
   const { ctx, pkg } = run;
-  const primaryPriority = run.priorities.get(primary.id) ?? 0;
-  const standbyPriority = run.priorities.get(standby.id) ?? 0;
-  const raised = Math.min(MAX_PRIORITY, Math.max(primaryPriority, standbyPriority) + PRIORITY_STEP);
+  const high = run.priorities.get(primary.id) ?? 0;
+  const low = run.priorities.get(standby.id) ?? 0;
   await ctx.rec.step(
     {
       name: 'vip.switch',
       nodeId: standby.id,
       percent: PERCENT.vipSwitch,
-      message: `raising ${standby.id}'s keepalived priority ${standbyPriority} -> ${raised} (${primary.id} has ${primaryPriority})`,
+      message: `swapping keepalived priorities: ${standby.id} ${low} -> ${high}, ${primary.id} ${high} -> ${low}`,
     },
     async () => {
-      if (raised <= primaryPriority)
-        throw new UpgradeError(
-          'CONFIG_INVALID',
-          `${primary.id}'s keepalived priority ${primaryPriority} leaves no room above it (max ${MAX_PRIORITY}); lower it first`,
-        );
-      run.changes.push({
-        kind: 'vip',
-        from: primary,
-        to: standby,
-        previousPriority: standbyPriority,
-        raisedTo: raised,
-      });
       ctx.meter.open(`VIP moving from ${primary.id} to ${standby.id}`);
-      await moveVip(ctx, { from: primary, to: standby, setOn: standby, priority: raised });
+      await ctx.nodes.call(standby, 'keepalived.set_priority', { priority: high }, ctx.signal);
+      await moveVip(ctx, { from: primary, to: standby, setOn: primary, priority: low });
       run.vipHolder = standby;
     },
   );
@@ -558,7 +641,12 @@ async function verifyPair(run: Run, newPrimary: NodeClient, newStandby: NodeClie
   );
   await rec.step(
     { name: 'verify.replication', percent: PERCENT.replication, message: 'checking database replication' },
-    () => awaitReplicationInSync(ctx, ctx.cluster.nodes),
+    () =>
+      awaitReplicationInSync(
+        ctx,
+        ctx.cluster.nodes,
+        ctx.config.databaseSwitchover === 1 ? newPrimary : undefined,
+      ),
   );
   await rec.step(
     {
@@ -718,16 +806,16 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
       return;
     }
     case 'vip': {
-      const { from, to, previousPriority, raisedTo } = change;
+      const { from, to, high, low } = change;
       if (await skipUnreachable(ctx, 'rollback.vip', from, `the VIP stays on ${to.id}`)) return;
       ctx.meter.open(`VIP moving back from ${to.id} to ${from.id}`);
       if (ctx.nodes.isUnreachable(to)) {
-        // The raised priority cannot be lowered: outbid it on the original primary instead, so the
+        // The swapped priority cannot be lowered: outbid it on the original primary instead, so the
         // VIP comes back to the node the flow can see is healthy.
-        const outbid = Math.min(MAX_PRIORITY, raisedTo + PRIORITY_STEP);
+        const outbid = Math.min(MAX_PRIORITY, high + 1);
         await rec.log(
           'WARNING',
-          `${to.id} is unreachable: its keepalived priority stays ${raisedTo}; raising ${from.id}'s to ${outbid} to take the VIP back`,
+          `${to.id} is unreachable: its keepalived priority stays ${high}; raising ${from.id}'s to ${outbid} to take the VIP back (set ${to.id} back to ${low} and ${from.id} to ${high} once it is back)`,
         );
         await rec.step(
           {
@@ -742,9 +830,12 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
           {
             name: 'rollback.vip',
             nodeId: to.id,
-            message: `${to.id}'s keepalived priority back to ${previousPriority}; VIP back to ${from.id}`,
+            message: `swapping keepalived priorities back: ${from.id} ${high}, ${to.id} ${low}; VIP back to ${from.id}`,
           },
-          () => moveVip(ctx, { from: to, to: from, setOn: to, priority: previousPriority }),
+          async () => {
+            await ctx.nodes.call(from, 'keepalived.set_priority', { priority: high }, ctx.signal);
+            await moveVip(ctx, { from: to, to: from, setOn: to, priority: low });
+          },
         );
       }
       run.vipHolder = from;
@@ -759,15 +850,126 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
       );
       return;
     }
-    case 'schema': {
-      const { node } = change;
-      if (await skipUnreachable(ctx, 'rollback.database', node, 'the schema change stays')) return;
-      await restoreNode(ctx, run, node, ['database']);
-      const reachable = ctx.cluster.nodes.filter((n) => !ctx.nodes.isUnreachable(n));
+    case 'db_promote': {
+      // Back the same way it went: `from` follows `to` (rewound if needed) and catches up, `to` is
+      // fenced, `from` promoted, `to` follows it. Rows written on `to` meanwhile stay.
+      const { from, to } = change;
+      if (
+        await skipUnreachable(
+          ctx,
+          'rollback.database_promote',
+          from,
+          `the database primary stays on ${to.id}`,
+        )
+      )
+        return;
+      if (await skipUnreachable(ctx, 'rollback.database_promote', to, `${from.id}'s database stays stopped`))
+        return;
+      const current = await ctx.nodes.call(to, 'replication.status', {}, ctx.signal);
+      if (current.role !== 'primary') {
+        await rec.log('INFO', `${to.id}'s database was not promoted (${current.role}); nothing to move back`);
+        return;
+      }
       await rec.step(
-        { name: 'rollback.replication', message: 'waiting for database replication in sync' },
-        () => awaitReplicationInSync(ctx, reachable),
+        {
+          name: 'rollback.database_follow',
+          nodeId: from.id,
+          message: `${from.id}'s database follows ${to.id} to catch up`,
+        },
+        () => follow(ctx, from, to),
       );
+      await rec.step(
+        {
+          name: 'rollback.database_replication',
+          message: `waiting for ${from.id} to catch up with ${to.id}`,
+        },
+        () => awaitReplicationInSync(ctx, ctx.cluster.nodes, to),
+      );
+      const lastLsn = await rec.step(
+        { name: 'rollback.database_fence', nodeId: to.id, message: `fencing writes on ${to.id}` },
+        () => fenceWrites(ctx, to),
+      );
+      await rec.step(
+        {
+          name: 'rollback.database_catch_up',
+          nodeId: from.id,
+          message: `waiting for ${from.id} to replay past ${lastLsn}`,
+        },
+        () => awaitCaughtUp(ctx, from, lastLsn),
+      );
+      await rec.step(
+        { name: 'rollback.database_promote', nodeId: from.id, message: `promoting ${from.id}'s database` },
+        () => promote(ctx, from),
+      );
+      run.databasePrimary = from;
+      await rec.step(
+        {
+          name: 'rollback.database_follow',
+          nodeId: to.id,
+          message: `${to.id}'s database follows ${from.id} again`,
+        },
+        () => follow(ctx, to, from),
+      );
+      await rec.step(
+        {
+          name: 'rollback.database_replication',
+          message: `checking replication from ${from.id} to ${to.id}`,
+        },
+        () => awaitReplicationInSync(ctx, ctx.cluster.nodes, from),
+      );
+      return;
+    }
+    case 'db_fence': {
+      const { node } = change;
+      if (await skipUnreachable(ctx, 'rollback.database_unfence', node, 'its database stays stopped')) return;
+      await rec.step(
+        {
+          name: 'rollback.database_unfence',
+          nodeId: node.id,
+          message: `starting ${node.id}'s database again`,
+        },
+        () => unfence(ctx, node),
+      );
+      return;
+    }
+    case 'schema': {
+      const reachable = ctx.cluster.nodes.filter((n) => !ctx.nodes.isUnreachable(n));
+      const primary = (await readReplication(ctx, reachable)).find((v) => v.status.role === 'primary')?.node;
+      if (primary === undefined) {
+        if (reachable.length < ctx.cluster.nodes.length) {
+          await ctx.rec.skip(
+            { name: 'rollback.schema', message: '' },
+            'the database primary is unreachable; the schema change stays until its rollback script is run',
+          );
+          return;
+        }
+        throw new UpgradeError('ROLLBACK_FAILED', 'no database primary to run the schema rollback script on');
+      }
+      await rec.step(
+        {
+          name: 'rollback.schema',
+          nodeId: primary.id,
+          message: `running rollback script ${change.index + 1} of the schema change on database primary ${primary.id}`,
+        },
+        async () => {
+          await stageFile(ctx, run.staged, primary, {
+            localPath: change.localPath,
+            stagedName: change.stagedName,
+            sha256: change.sha256,
+          });
+          await ctx.nodes.call(
+            primary,
+            'schema.apply',
+            { stagedName: change.stagedName, sha256: change.sha256 },
+            ctx.signal,
+          );
+        },
+      );
+      if (change.index === 0)
+        await rec.step(
+          { name: 'rollback.replication', message: 'waiting for database replication in sync' },
+          () => awaitReplicationInSync(ctx, reachable),
+        );
       return;
     }
     case 'rsync': {
@@ -901,10 +1103,14 @@ function describeChange(change: Change): string {
     case 'rsync':
       return `rsync pause on ${change.node.id}`;
     case 'schema':
-      return `schema change on ${change.node.id}`;
+      return `schema script ${change.index + 1}`;
     case 'software':
       return `upgrade of ${change.node.id}`;
     case 'vip':
       return `VIP move from ${change.from.id} to ${change.to.id}`;
+    case 'db_fence':
+      return `write fence on ${change.node.id}`;
+    case 'db_promote':
+      return `database primary move from ${change.from.id} to ${change.to.id}`;
   }
 }

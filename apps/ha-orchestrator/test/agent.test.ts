@@ -289,7 +289,7 @@ describe('files: config checksums, staging, jar install', () => {
 });
 
 describe('database: schema, replication, health', () => {
-  it('applies a staged SQL script and stops at the first error', async () => {
+  it('applies a staged SQL script as one transaction: the first error stops it and leaves nothing of it', async () => {
     const good = 'create table audit (id int);\ninsert into audit values (1);\n';
     await writeFile(join(node.config.stagingDir, 's1-001.sql'), good);
     const applied = ok(
@@ -306,7 +306,7 @@ describe('database: schema, replication, health', () => {
     );
     expect(error.code).toBe('DEPLOYMENT_FAILED');
     expect(error.message).toMatch(/no_such_table/);
-    expect(await psql("select string_agg(id::text, ',' order by id) from audit")).toBe('1,2');
+    expect(await psql("select string_agg(id::text, ',' order by id) from audit")).toBe('1');
     expect(
       failed(await node.request('schema.apply', { stagedName: 'note.txt', sha256: sha256('') })).code,
     ).toBe('VALIDATION_FAILED');
@@ -315,8 +315,13 @@ describe('database: schema, replication, health', () => {
   it('says a primary without standbys is not in sync', async () => {
     expect(ok(await node.request('replication.status'))).toEqual({
       role: 'primary',
+      connected: false,
+      standbys: 0,
       inSync: false,
       lagBytes: null,
+      lagMs: null,
+      lsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) as unknown,
+      endpoint: { host: '127.0.0.1', port: expect.any(Number) as unknown },
       detail: 'no standby connected',
     });
   });

@@ -35,7 +35,8 @@ export const signPackage = (zip: Buffer, key: KeyObject): string => sign(null, z
 export interface PackageSpec {
   version?: string;
   jar?: Buffer;
-  scripts?: { path: string; content: string }[];
+  /** Each with its rollback script (default `<name>.rollback.sql`; null leaves it out). */
+  scripts?: { path: string; content: string; rollback?: { path: string; content: string } | null }[];
   /** Replaces fields of the generated manifest (undefined values delete them). */
   manifest?: Record<string, unknown>;
   /** Raw manifest text instead of the generated one. */
@@ -47,14 +48,26 @@ export interface PackageSpec {
 /** A package ZIP: manifest.json, app.jar and the schema scripts, checksums filled in. */
 export async function buildPackage(spec: PackageSpec = {}): Promise<Buffer> {
   const jar = spec.jar ?? Buffer.from(`jar of ${spec.version ?? '2.4.0'}`);
-  const scripts = spec.scripts ?? [
-    { path: 'sql/001_add_column.sql', content: 'alter table t add column c int;' },
-  ];
+  const scripts = (
+    spec.scripts ?? [{ path: 'sql/001_add_column.sql', content: 'alter table t add column c int;' }]
+  ).map((s) => ({
+    ...s,
+    rollback:
+      s.rollback === undefined
+        ? { path: s.path.replace(/\.sql$/, '.rollback.sql'), content: `-- undoes ${s.path}\n` }
+        : s.rollback,
+  }));
   const manifest: Record<string, unknown> = {
     version: spec.version ?? '2.4.0',
     jar: 'app.jar',
     jarSha256: sha256(jar),
-    schemaScripts: scripts.map((s) => ({ path: s.path, sha256: sha256(s.content) })),
+    schemaScripts: scripts.map((s) => ({
+      path: s.path,
+      sha256: sha256(s.content),
+      ...(s.rollback === null
+        ? {}
+        : { rollback: { path: s.rollback.path, sha256: sha256(s.rollback.content) } }),
+    })),
   };
   for (const [key, value] of Object.entries(spec.manifest ?? {})) {
     if (value === undefined) delete manifest[key];
@@ -64,7 +77,10 @@ export async function buildPackage(spec: PackageSpec = {}): Promise<Buffer> {
   if (spec.omitManifest !== true)
     zip.addBuffer(Buffer.from(spec.manifestText ?? JSON.stringify(manifest)), 'manifest.json');
   zip.addBuffer(jar, 'app.jar');
-  for (const s of scripts) zip.addBuffer(Buffer.from(s.content), s.path);
+  for (const s of scripts) {
+    zip.addBuffer(Buffer.from(s.content), s.path);
+    if (s.rollback !== null) zip.addBuffer(Buffer.from(s.rollback.content), s.rollback.path);
+  }
   for (const e of spec.extra ?? [])
     zip.addBuffer(Buffer.from(e.content), e.name, e.mode === undefined ? {} : { mode: e.mode });
   zip.end();

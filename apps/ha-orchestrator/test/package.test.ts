@@ -27,6 +27,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+const undo = { path: 'sql/1.rollback.sql', sha256: 'c'.repeat(64) };
 const manifest = (over: Record<string, unknown> = {}) =>
   JSON.stringify({ version: '2.4.0', jar: 'app.jar', jarSha256: 'a'.repeat(64), schemaScripts: [], ...over });
 
@@ -34,15 +35,36 @@ describe('manifest.json', () => {
   it('accepts the documented format', () => {
     expect(
       parsePackageManifest(
-        manifest({ schemaScripts: [{ path: 'sql/1.sql', sha256: 'b'.repeat(64) }], minFromVersion: '2.3.0' }),
+        manifest({
+          schemaScripts: [{ path: 'sql/1.sql', sha256: 'b'.repeat(64), rollback: undo }],
+          minFromVersion: '2.3.0',
+        }),
       ),
     ).toEqual({
       version: '2.4.0',
       jar: 'app.jar',
       jarSha256: 'a'.repeat(64),
-      schemaScripts: [{ path: 'sql/1.sql', sha256: 'b'.repeat(64) }],
+      schemaScripts: [{ path: 'sql/1.sql', sha256: 'b'.repeat(64), rollback: undo }],
       minFromVersion: '2.3.0',
     });
+  });
+
+  it('refuses a schema script without its rollback script with ROLLBACK_SCRIPT_MISSING, naming the script', () => {
+    const error = (() => {
+      try {
+        parsePackageManifest(manifest({ schemaScripts: [{ path: 'sql/1.sql', sha256: 'b'.repeat(64) }] }));
+      } catch (e) {
+        return e as { code: string; message: string; details: unknown };
+      }
+      throw new Error('accepted');
+    })();
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.details).toEqual({ reason: 'ROLLBACK_SCRIPT_MISSING' });
+    expect(error.message).toMatch(
+      /^manifest\.json schemaScripts\[0\] \(sql\/1\.sql\) has no rollback script/,
+    );
+    // A package without a schema change needs none.
+    expect(parsePackageManifest(manifest()).schemaScripts).toEqual([]);
   });
 
   it.each([
@@ -54,15 +76,27 @@ describe('manifest.json', () => {
     ['an uppercase checksum', manifest({ jarSha256: 'A'.repeat(64) })],
     ['a jar that is not a .jar', manifest({ jar: 'app.war' })],
     ['an absolute jar path', manifest({ jar: '/opt/app.jar' })],
-    ['a traversing script path', manifest({ schemaScripts: [{ path: '../x.sql', sha256: 'b'.repeat(64) }] })],
-    ['a script that is not .sql', manifest({ schemaScripts: [{ path: 'x.sh', sha256: 'b'.repeat(64) }] })],
+    [
+      'a traversing script path',
+      manifest({ schemaScripts: [{ path: '../x.sql', sha256: 'b'.repeat(64), rollback: undo }] }),
+    ],
+    [
+      'a script that is not .sql',
+      manifest({ schemaScripts: [{ path: 'x.sh', sha256: 'b'.repeat(64), rollback: undo }] }),
+    ],
+    [
+      'a rollback script that is not .sql',
+      manifest({
+        schemaScripts: [{ path: 'x.sql', sha256: 'b'.repeat(64), rollback: { ...undo, path: 'x.sh' } }],
+      }),
+    ],
     ['schemaScripts not an array', manifest({ schemaScripts: 'x.sql' })],
     [
       'the same file twice',
       manifest({
         schemaScripts: [
-          { path: 'a.sql', sha256: 'b'.repeat(64) },
-          { path: 'a.sql', sha256: 'b'.repeat(64) },
+          { path: 'a.sql', sha256: 'b'.repeat(64), rollback: undo },
+          { path: 'a.sql', sha256: 'b'.repeat(64), rollback: { ...undo, path: 'b.sql' } },
         ],
       }),
     ],
@@ -126,7 +160,16 @@ describe('unpackUpgradePackage', () => {
       version: '2.4.0',
       jarPath: join(dir, 'files', 'app.jar'),
       jarSha256: sha256(jar),
-      schemaScripts: [{ path: join(dir, 'files', 'sql', '001.sql'), sha256: sha256('select 1;') }],
+      schemaScripts: [
+        {
+          path: join(dir, 'files', 'sql', '001.sql'),
+          sha256: sha256('select 1;'),
+          rollback: {
+            path: join(dir, 'files', 'sql', '001.rollback.sql'),
+            sha256: sha256('-- undoes sql/001.sql\n'),
+          },
+        },
+      ],
       packageSha256: sha256(zip),
       workDir: dir,
     });

@@ -32,7 +32,7 @@ describe('restoreFromBackup', () => {
     expect(task.state).toBe('COMPLETE');
     expect(task.currentStep).toBe('restore.done');
     expect(task.lastMessage).toMatch(
-      /^restored node-a and node-b from the backups of task t1 \(version 1\.0\.0\)/,
+      /^restored node-a and node-b from the backups of task t1 \(version 1\.0\.0\); writes were fenced on both nodes \(services stopped\) before the database was replaced from its dump/,
     );
     for (const id of ['node-a', 'node-b']) {
       const node = h.fake.node(id);
@@ -51,22 +51,23 @@ describe('restoreFromBackup', () => {
       'restore.verify@node-b',
       'restore.check',
       'restore.rsync_pause',
-      'restore.stop@node-a',
+      // Writes fenced on both nodes before any database is replaced.
+      'restore.fence@node-a',
+      'restore.fence@node-b',
       'restore.restore@node-a',
+      'restore.restore@node-b',
       'restore.start@node-a',
       'restore.health@node-a',
-      'restore.stop@node-b',
-      'restore.restore@node-b',
       'restore.start@node-b',
       'restore.health@node-b',
       'restore.replication',
       'restore.rsync_resume',
     ]);
-    // The database comes back on the database primary only.
+    // The database comes back on the database primary only: node-b, where it moved with the VIP.
     const restores = h.fake.calls.filter((c) => c.op === 'backup.restore').map((c) => [c.node, c.args]);
     expect(restores).toEqual([
-      ['node-a', { backupId: 'task-t1', kinds: ['jar', 'config', 'root_key', 'database'] }],
-      ['node-b', { backupId: 'task-t1', kinds: ['jar', 'config', 'root_key'] }],
+      ['node-a', { backupId: 'task-t1', kinds: ['jar', 'config', 'root_key'] }],
+      ['node-b', { backupId: 'task-t1', kinds: ['jar', 'config', 'root_key', 'database'] }],
     ]);
   });
 
@@ -117,17 +118,16 @@ describe('restoreFromBackup', () => {
     expect((await rejection(restore(done.id))).code).toBe('CONFLICT');
   });
 
-  it('answers ROLLBACK_FAILED when a restored node stays unhealthy, leaving the VIP holder untouched', async () => {
+  it('answers ROLLBACK_FAILED when a restored node stays unhealthy, and still brings the VIP holder back', async () => {
     h = createHarness();
     const upgraded = await h.upgrade();
     h.fake.failHealthOn(FROM_VERSION, 'node-a');
     const error = await rejection(restore(upgraded.id));
     expect(error.code).toBe('ROLLBACK_FAILED');
     expect(error.status).toBe(500);
-    expect(error.message).toMatch(
-      /restore of node-a from task-t1 failed: HEALTH_CHECK_FAILED.*node-b was not touched/,
-    );
-    expect(h.fake.node('node-b').jarVersion).toBe(TO_VERSION);
+    expect(error.message).toMatch(/restore of node-a from task-t1 failed: HEALTH_CHECK_FAILED/);
+    // Both were fenced and restored; node-b, holding the VIP, serves the restored version.
+    expect(h.fake.node('node-b').jarVersion).toBe(FROM_VERSION);
     expect(h.fake.node('node-b').servicesActive).toBe(true);
     expect(h.fake.node('node-a').rsyncPaused).toBe(false);
     expect(h.fake.node('node-b').rsyncPaused).toBe(false);

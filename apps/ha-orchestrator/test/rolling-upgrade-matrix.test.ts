@@ -172,7 +172,8 @@ describe('every call of the flow', () => {
     }
     // Cancels during the read-only checks end without a rollback; those in VERIFY let it finish.
     expect([...outcomes.keys()].sort()).toEqual(['CANCELLED', 'CANCELLED directly', 'COMPLETE']);
-    expect(outcomes.get('CANCELLED directly')).toBe(6);
+    // 8 calls: health, keepalived.status, replication.status and backup.space on each node.
+    expect(outcomes.get('CANCELLED directly')).toBe(8);
   });
 });
 

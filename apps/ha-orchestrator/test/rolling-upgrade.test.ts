@@ -65,7 +65,12 @@ describe('runRollingUpgrade: success', () => {
       expect(node.backups).toEqual([`task-${task.id}`]);
     }
     expect(h.fake.vipHolder()).toBe('node-b');
-    expect(h.fake.node('node-b').priority).toBe(160);
+    // Priorities swapped, never raised: 150 / 100 whatever the number of upgrades.
+    expect(h.fake.node('node-b').priority).toBe(150);
+    expect(h.fake.node('node-a').priority).toBe(100);
+    // The database primary moved with the VIP; node-a streams from node-b.
+    expect(h.fake.node('node-b').databaseRole).toBe('primary');
+    expect(h.fake.node('node-a').databaseRole).toBe('standby');
 
     expect(await transitions(h, task.id)).toEqual([
       'IDLE -> PREPARE',
@@ -91,8 +96,13 @@ describe('runRollingUpgrade: success', () => {
       'standby.install@node-b',
       'standby.start@node-b',
       'standby.health@node-b',
+      'database.fence@node-a',
+      'database.catch_up@node-b',
+      'database.promote@node-b',
       'vip.switch@node-b',
       'vip.health@node-b',
+      'database.follow@node-a',
+      'database.replication',
       'master.replication@node-a',
       'master.stage@node-a',
       'master.stop@node-a',
@@ -111,7 +121,7 @@ describe('runRollingUpgrade: success', () => {
     const steps = await h.deps.audit.steps(task.id);
     const percents = steps.filter((s) => s.status === 'started').map((s) => s.percent);
     expect(percents).toEqual([...percents].sort((a, b) => a - b));
-    expect(steps.filter((s) => s.status === 'started')).toHaveLength(30);
+    expect(steps.filter((s) => s.status === 'started')).toHaveLength(35);
     expect(steps.every((s) => s.status !== 'failed')).toBe(true);
   });
 
@@ -172,10 +182,7 @@ describe('runRollingUpgrade: failures', () => {
         'rollback.restore@node-b',
         'rollback.start@node-b',
         'rollback.health@node-b',
-        'rollback.stop@node-a',
-        'rollback.database@node-a',
-        'rollback.start@node-a',
-        'rollback.health@node-a',
+        'rollback.schema@node-a',
         'rollback.replication',
         'rollback.rsync_resume@node-a',
         'rollback.rsync_resume@node-b',
@@ -227,14 +234,19 @@ describe('runRollingUpgrade: rollback details', () => {
     const rollback = (await h.deps.audit.steps(task.id))
       .filter((s) => /^(rollback|cleanup)\./.test(s.step) && s.status !== 'started')
       .map((s) => `${s.step}@${s.nodeId ?? '-'} ${s.status}`);
+    // The database primary moved to node-b with the VIP: it stays there, and the schema change is
+    // undone there by its rollback script.
     expect(rollback).toEqual([
       'rollback.restore@node-a skipped',
+      'rollback.database_promote@node-a skipped',
+      'rollback.database_unfence@node-a skipped',
       'rollback.vip@node-a skipped',
       'rollback.stop@node-b succeeded',
       'rollback.restore@node-b succeeded',
       'rollback.start@node-b succeeded',
       'rollback.health@node-b succeeded',
-      'rollback.database@node-a skipped',
+      'rollback.schema@node-b succeeded',
+      'rollback.replication@- succeeded',
       'rollback.rsync_resume@node-a skipped',
       'rollback.rsync_resume@node-b succeeded',
       'cleanup.staging@node-a skipped',
@@ -259,7 +271,8 @@ describe('runRollingUpgrade: rollback details', () => {
     const task = await h.upgrade();
     expect(task.state).toBe('UNREACHABLE');
     expect(h.fake.vipHolder()).toBe('node-a');
-    expect(h.fake.node('node-a').priority).toBe(170);
+    // node-b keeps the 150 it took in the swap; node-a outbids it by one.
+    expect(h.fake.node('node-a').priority).toBe(151);
     expect(h.fake.node('node-a').jarVersion).toBe(FROM_VERSION);
     expect(h.fake.node('node-a').rsyncPaused).toBe(false);
     expect(task.primaryAfter).toBe('node-a');
@@ -309,15 +322,15 @@ describe('runRollingUpgrade: timeouts', () => {
     const pending = h.upgrade();
     // Stall right after the schema change, release it once the flow gave up.
     const release = h.fake.onCall((c) => {
-      if (c.op === 'schema.apply') h.fake.stallReplication(true);
-      if (c.op === 'backup.restore') h.fake.stallReplication(false);
+      const rollback = JSON.stringify(c.args).includes('-rollback.sql');
+      if (c.op === 'schema.apply') h.fake.stallReplication(!rollback);
     });
     const task = await pending;
     release();
     expect(task.state).toBe('FAILED');
     expect(task.error).toMatchObject({ code: 'TIMEOUT', step: 'standby.replication' });
-    expect(task.error?.message).toMatch(
-      /^database replication in sync on node-a, node-b not reached within 60000 ms \(\d+ checks\)$/,
+    expect(task.error?.message).toBe(
+      'database replication not in sync on node-a, node-b within 60000 ms: standby node-b is 20.0 MiB behind (bound 16.0 MiB) as seen on primary node-a',
     );
     expect(h.fake.calls.some((c) => c.op === 'service.stop' && c.node === 'node-b')).toBe(false);
     expectPairOnOldVersion(h);
@@ -351,9 +364,13 @@ describe('runRollingUpgrade: timeouts', () => {
     expect(
       h.fake.calls.filter((c) => c.op === 'keepalived.set_priority').map((c) => [c.node, c.args]),
     ).toEqual([
-      ['node-b', { priority: 160 }],
-      ['node-b', { priority: 160 }],
-      ['node-b', { priority: 160 }],
+      // The swap: node-b takes node-a's 150 (a tie, nothing moves), node-a takes node-b's 100 (each attempt).
+      ['node-b', { priority: 150 }],
+      ['node-a', { priority: 100 }],
+      ['node-a', { priority: 100 }],
+      ['node-a', { priority: 100 }],
+      // Swapped back by the rollback.
+      ['node-a', { priority: 150 }],
       ['node-b', { priority: 100 }],
     ]);
     expectPairOnOldVersion(h);

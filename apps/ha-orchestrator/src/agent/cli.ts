@@ -56,6 +56,9 @@ function failure(error: UpgradeError, durationMs: number): AgentResponse {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  // The caller gone (channel closed before the answer): nothing to answer to; exit non-zero
+  // instead of dying on an unhandled EPIPE.
+  process.stdout.on('error', () => process.exit(1));
   let config: AgentConfig;
   try {
     config = await loadAgentConfig(configPathFrom(process.argv.slice(2), process.env));

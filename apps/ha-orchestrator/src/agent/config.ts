@@ -66,6 +66,12 @@ const agentConfigSchema = obj({
     dump: argv,
     restore: argv,
     ctl: optional(argv),
+    /** The data directory (switchover: standby.signal, primary_conninfo; pg_controldata / pg_rewind). */
+    dataDir: optional(absPath),
+    /** argv prefix of pg_controldata (switchover: the fenced primary's last checkpoint LSN). */
+    controldata: optional(argv),
+    /** argv prefix of pg_rewind (switchover: a former primary whose history diverged). */
+    rewind: optional(argv),
     host: str(),
     port,
     user: str({ max: 128 }),

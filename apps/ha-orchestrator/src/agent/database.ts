@@ -36,11 +36,14 @@ export async function queryRows(ctx: AgentContext, sql: string): Promise<string[
     .map((line) => line.split('|'));
 }
 
-/** Runs a SQL file (schema change) in the configured database; stops at the first error. */
+/**
+ * Runs a SQL file (schema change or its rollback) in the configured database as one transaction
+ * (`-1`): the first error stops it and nothing of it stays, so a failed script needs no undo.
+ */
 export async function runSqlFile(ctx: AgentContext, file: string): Promise<void> {
   const db = ctx.config.database;
   check(
-    await ctx.run([...clientArgs(db), '-f', file], { env: db.env }),
+    await ctx.run([...clientArgs(db), '-1', '-f', file], { env: db.env }),
     'schema script',
     'DEPLOYMENT_FAILED',
   );

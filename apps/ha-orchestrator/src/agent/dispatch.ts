@@ -8,6 +8,8 @@ import { keepalivedStatus, setPriority } from './ops/keepalived.js';
 import { replicationStatus } from './ops/replication.js';
 import { pauseRsync, resumeRsync, rsyncStatus } from './ops/rsync.js';
 import { applySchema } from './ops/schema.js';
+import { backupSpace } from './ops/space.js';
+import { fenceDatabase, followPrimary, promoteDatabase, unfenceDatabase } from './ops/switchover.js';
 import { serviceStatus, startService, stopService } from './ops/services.js';
 import { cleanStaging, stagedDigest, stagingInfo } from './ops/staging.js';
 import type { AgentOp, ArgsOf, ResultOf } from './protocol.js';
@@ -38,6 +40,11 @@ export const HANDLERS: Handlers = {
   'schema.apply': applySchema,
   'replication.status': (ctx) => replicationStatus(ctx),
   'staging.clean': cleanStaging,
+  'backup.space': (ctx) => backupSpace(ctx),
+  'database.fence': (ctx) => fenceDatabase(ctx),
+  'database.unfence': (ctx) => unfenceDatabase(ctx),
+  'database.promote': (ctx) => promoteDatabase(ctx),
+  'database.follow': followPrimary,
   'staging.info': async (ctx) => stagingInfo(ctx),
   'staging.sha256': stagedDigest,
 };

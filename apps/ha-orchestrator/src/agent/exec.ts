@@ -42,6 +42,10 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
     const err: Buffer[] = [];
     let outBytes = 0;
     let errBytes = 0;
+    // A pipe error (the child's end torn down) ends the output, not the agent: the exit code or
+    // the kill still decides the result.
+    child.stdout.on('error', () => undefined);
+    child.stderr.on('error', () => undefined);
     child.stdout.on('data', (chunk: Buffer) => {
       if (outBytes < max) out.push(chunk);
       outBytes += chunk.length;

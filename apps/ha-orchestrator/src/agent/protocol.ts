@@ -9,6 +9,25 @@ export type VrrpState = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOPPED' | 'UNKNOWN';
 /** Which side of the database pair a node is on. */
 export type DatabaseRole = 'primary' | 'standby' | 'unknown';
 
+export interface ReplicationStatusResult {
+  role: DatabaseRole;
+  /** Primary: at least one standby streaming from it. Standby: its WAL receiver streams. */
+  connected: boolean;
+  /** Standbys streaming from this primary (0 on a standby). */
+  standbys: number;
+  /** connected, and no replay lag at all. */
+  inSync: boolean;
+  /** Primary: current WAL position minus the slowest standby's replay position; standby: received minus replayed. */
+  lagBytes: number | null;
+  /** Replay lag in milliseconds (primary: pg_stat_replication.replay_lag; standby: age of the last replayed transaction while behind). */
+  lagMs: number | null;
+  /** Primary: current WAL position; standby: last replayed position (`X/Y`). */
+  lsn: string | null;
+  /** Where peers reach this database (the agent's configured host and port). */
+  endpoint: { host: string; port: number };
+  detail: string;
+}
+
 export type BackupKind = 'jar' | 'config' | 'root_key' | 'database';
 
 export interface BackupFile {
@@ -95,9 +114,39 @@ export interface AgentOperations {
     args: { stagedName: string; sha256: string };
     result: { applied: boolean; durationMs: number };
   };
+  /**
+   * The database pair as this node sees it. On the primary: standbys streaming from it (from
+   * pg_stat_replication) and how far the slowest one has replayed; on a standby: whether its WAL
+   * receiver streams from a primary and how far replay is behind what it received. `inSync` is
+   * `connected` with no lag at all; the orchestrator judges lag against its own bounds.
+   */
   'replication.status': {
     args: Record<string, never>;
-    result: { role: DatabaseRole; inSync: boolean; lagBytes: number | null; detail: string };
+    result: ReplicationStatusResult;
+  };
+  /** Free space in the backup dir against what backup.create would write (an estimate). */
+  'backup.space': {
+    args: Record<string, never>;
+    result: { dir: string; freeBytes: number; neededBytes: number };
+  };
+  /**
+   * Fences writes for a switchover: stops the database cleanly (clients are refused; a primary's
+   * WAL senders ship everything up to the shutdown checkpoint first) and returns that checkpoint's
+   * LSN, the last WAL position a standby must have replayed before it is promoted.
+   */
+  'database.fence': { args: Record<string, never>; result: { lastLsn: string; wasRunning: boolean } };
+  /** Undoes a fence: starts the database again as it was (no-op when it runs). */
+  'database.unfence': { args: Record<string, never>; result: { started: boolean } };
+  /** Promotes this standby; a checkpoint follows so a peer can pg_rewind against it at once. */
+  'database.promote': { args: Record<string, never>; result: { promoted: boolean; lsn: string } };
+  /**
+   * Turns this node's database into a standby of `primaryHost:primaryPort`: stopped cleanly,
+   * pg_rewind when its history diverged (configured rewind client), standby.signal and
+   * primary_conninfo written, started, and its WAL receiver seen streaming.
+   */
+  'database.follow': {
+    args: { primaryHost: string; primaryPort: number };
+    result: { rewound: boolean; streaming: boolean; detail: string };
   };
   /** Removes this task's staged files. */
   'staging.clean': { args: { prefix: string }; result: { removed: string[] } };

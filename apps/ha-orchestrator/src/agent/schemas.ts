@@ -43,6 +43,17 @@ export const ARGS: { [O in AgentOp]: Check<ArgsOf<O>> } = {
   'jar.install': obj({ ...staged, version }),
   'schema.apply': obj(staged),
   'replication.status': empty,
+  'backup.space': empty,
+  'database.fence': empty,
+  'database.unfence': empty,
+  'database.promote': empty,
+  'database.follow': obj({
+    primaryHost: str({
+      pattern: /^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/,
+      hint: 'must be a host name or IP address',
+    }),
+    primaryPort: int({ min: 1, max: 65_535 }),
+  }),
   'staging.clean': obj({ prefix: plainName }),
 };
 

@@ -2,7 +2,18 @@
 // the deadline signal of the current phase, and node calls with their timeouts. A node that
 // answers UNREACHABLE once is remembered as such, so the rollback can skip it and say so.
 import { UpgradeError, abortError, describeError, isUpgradeError, type Clock } from '@upgrade/core';
-import type { AgentOp, ArgsOf, AuditTrail, Cluster, NodeClient, ResultOf, UpgradeConfig } from '../ports.js';
+import {
+  resolveFlowConfig,
+  type AgentOp,
+  type ArgsOf,
+  type AuditTrail,
+  type Cluster,
+  type FlowConfig,
+  type NodeClient,
+  type ResultOf,
+  type SafetySettings,
+  type UpgradeConfig,
+} from '../ports.js';
 import { DowntimeMeter } from './downtime.js';
 import type { TaskRecorder } from './recorder.js';
 
@@ -26,7 +37,7 @@ const QUICK_OPS: ReadonlySet<AgentOp> = new Set<AgentOp>([
 
 export interface FlowContext {
   readonly cluster: Cluster;
-  readonly config: UpgradeConfig;
+  readonly config: FlowConfig;
   readonly clock: Clock;
   readonly rec: TaskRecorder;
   readonly audit: AuditTrail;
@@ -41,7 +52,8 @@ export interface FlowContext {
 /** What a flow context is built from: the parts of UpgradeDeps every phase uses. */
 export interface FlowDeps {
   readonly cluster: Cluster;
-  readonly config: UpgradeConfig;
+  /** The upgrade parameters; safety settings a store does not hold yet take their defaults. */
+  readonly config: UpgradeConfig & Partial<SafetySettings>;
   readonly clock: Clock;
   readonly audit: AuditTrail;
   readonly services?: readonly string[];
@@ -49,13 +61,14 @@ export interface FlowDeps {
 
 /** A fresh context for one run (upgrade or restore): its own node bookkeeping and downtime meter. */
 export function createFlowContext(deps: FlowDeps, rec: TaskRecorder, signal: AbortSignal): FlowContext {
+  const config = resolveFlowConfig(deps.config);
   return {
     cluster: deps.cluster,
-    config: deps.config,
+    config,
     clock: deps.clock,
     rec,
     audit: deps.audit,
-    nodes: new NodeCalls(deps.config),
+    nodes: new NodeCalls(config),
     meter: new DowntimeMeter(deps.clock),
     signal,
     services: deps.services ?? [],

@@ -1,13 +1,16 @@
 // Node-level steps the upgrade, its rollback and the restore share: services, replication,
 // backups. Each is one or a few agent calls; recording is left to the caller's step.
-import { UpgradeError, pollUntil } from '@upgrade/core';
+import { UpgradeError } from '@upgrade/core';
 import type { BackupFile, BackupKind } from '../agent/protocol.js';
 import type { BackupRecord, NodeClient, ResultOf } from '../ports.js';
 import type { FlowContext } from './context.js';
 import type { HealthAnswer } from './health.js';
 
-/** How often replication.status is read while waiting for the standby to catch up. */
-export const REPLICATION_POLL_INTERVAL_MS = 1000;
+export {
+  REPLICATION_POLL_INTERVAL_MS,
+  awaitReplicationInSync,
+  type ReplicationStatus,
+} from './replication.js';
 
 /** The kinds a node's software restore brings back; the database only when the schema changed. */
 export const SOFTWARE_KINDS: readonly BackupKind[] = ['jar', 'config', 'root_key'];
@@ -32,32 +35,6 @@ export async function startServices(ctx: FlowContext, node: NodeClient): Promise
     if (!r.active)
       throw new UpgradeError('DEPLOYMENT_FAILED', `${service} on ${node.id} did not stay active after start`);
   }
-}
-
-export type ReplicationStatus = ResultOf<'replication.status'>;
-
-/**
- * Waits until the database pair is in sync: one node is primary and every standby among `nodes`
- * reports in sync. Throws TIMEOUT after replicationTimeoutMs.
- */
-export async function awaitReplicationInSync(
-  ctx: FlowContext,
-  nodes: readonly NodeClient[],
-): Promise<ReplicationStatus[]> {
-  return pollUntil(`database replication in sync on ${nodes.map((n) => n.id).join(', ')}`, {
-    probe: async () => {
-      const all: ReplicationStatus[] = [];
-      for (const node of nodes) all.push(await ctx.nodes.call(node, 'replication.status', {}, ctx.signal));
-      return all;
-    },
-    done: (all) =>
-      all.every((s) => s.role === 'primary' || (s.role === 'standby' && s.inSync)) &&
-      (nodes.length < 2 || all.some((s) => s.role === 'primary')),
-    interval: Math.min(REPLICATION_POLL_INTERVAL_MS, ctx.config.replicationTimeoutMs),
-    timeout: ctx.config.replicationTimeoutMs,
-    signal: ctx.signal,
-    clock: ctx.clock,
-  });
 }
 
 /** Creates a backup on `node`, applying the retention, and returns what was written. */

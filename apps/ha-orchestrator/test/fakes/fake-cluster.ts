@@ -130,7 +130,7 @@ interface NodeState {
   /** The synced config dir: relative path -> content. */
   config: Map<string, string>;
   rootKey: string;
-  db: { role: DatabaseRole; applied: string[] };
+  db: { role: DatabaseRole; applied: string[]; running: boolean };
   backups: Map<string, FakeBackup>;
   staged: Map<string, Buffer>;
 }
@@ -149,6 +149,7 @@ export interface NodeView {
   staged: string[];
   schema: string[];
   databaseRole: DatabaseRole;
+  databaseRunning: boolean;
   backups: string[];
   config: Record<string, string>;
   rootKey: string;
@@ -181,6 +182,11 @@ export class FakeCluster {
   private vipFrozen = false;
   private replicaCaughtUpAt: number;
   private replicationStalled = false;
+  private standbyDisconnected = false;
+  /** The primary's WAL position and how far the standby has replayed (whole numbers). */
+  private wal = 1000;
+  private replayed = 1000;
+  private readonly freeSpace = new Map<string, number>();
   private syncFailing = false;
   private nextSyncAt: number;
 
@@ -216,7 +222,7 @@ export class FakeCluster {
           rsync: { paused: false, lastSyncAt: new Date(this.clock.now()).toISOString(), lastResult: 'ok' },
           config: new Map(config),
           rootKey: 'ROOT-KEY 6f1c9a0e4b\n',
-          db: { role: isPrimary ? 'primary' : 'standby', applied: ['0001-initial'] },
+          db: { role: isPrimary ? 'primary' : 'standby', applied: ['0001-initial'], running: true },
           backups: new Map(),
           staged: new Map(),
         };
@@ -255,6 +261,27 @@ export class FakeCluster {
   stallReplication(stalled = true): this {
     this.replicationStalled = stalled;
     if (!stalled) this.replicaCaughtUpAt = this.clock.now();
+    return this;
+  }
+
+  /** The standby's WAL receiver stops (primary_conninfo emptied): nothing streams until reconnected. */
+  disconnectStandby(disconnected = true): this {
+    this.standbyDisconnected = disconnected;
+    if (!disconnected) this.replicaCaughtUpAt = this.clock.now() + this.replicationCatchUpMs;
+    return this;
+  }
+
+  /** Someone installed and started `version` on one node by hand. */
+  setVersion(node: string, version: string): this {
+    const state = this.state(node);
+    state.jar = { version, content: jarContent(version) };
+    for (const svc of state.services) if (svc.active) svc.runningVersion = version;
+    return this;
+  }
+
+  /** Free bytes in a node's backup dir (default 50 GiB). */
+  setFreeSpace(node: string, bytes: number): this {
+    this.freeSpace.set(node, bytes);
     return this;
   }
 
@@ -312,6 +339,7 @@ export class FakeCluster {
       staged: [...s.staged.keys()].sort(),
       schema: [...s.db.applied],
       databaseRole: s.db.role,
+      databaseRunning: s.db.running,
       backups: [...s.backups.keys()],
       config: Object.fromEntries(s.config),
       rootKey: s.rootKey,
@@ -519,7 +547,10 @@ export class FakeCluster {
               break;
             case 'database':
               node.db.applied = JSON.parse(file.content.toString()) as string[];
-              if (node.db.role === 'primary') this.replicaCaughtUpAt = now + this.replicationCatchUpMs;
+              if (node.db.role === 'primary') {
+                this.wal += 100;
+                this.replicaCaughtUpAt = now + this.replicationCatchUpMs;
+              }
               break;
           }
         }
@@ -594,18 +625,63 @@ export class FakeCluster {
             'CONFLICT',
             `the database on ${node.id} is a standby (read-only); run schema changes on the primary`,
           );
-        node.db.applied.push(args.sha256.slice(0, 12));
+        // A rollback script (staged as `...-rollback.sql`) undoes the newest change.
+        if (args.stagedName.endsWith('-rollback.sql')) {
+          if (node.db.applied.length > 1) node.db.applied.pop();
+        } else node.db.applied.push(args.sha256.slice(0, 12));
+        this.wal += 100;
         this.replicaCaughtUpAt = now + this.replicationCatchUpMs;
         return { applied: true, durationMs: this.latency['schema.apply'] ?? 0 };
       }
-      case 'replication.status': {
-        const inSync = this.replicaInSync();
+      case 'replication.status':
+        return this.replicationStatus(node);
+      case 'backup.space':
         return {
-          role: node.db.role,
-          inSync,
-          lagBytes: inSync ? 0 : 16_384,
-          detail: inSync ? 'streaming, replay caught up' : 'streaming, replay behind',
+          dir: BACKUP_ROOT,
+          freeBytes: this.freeSpace.get(node.id) ?? 50 * 1024 ** 3,
+          neededBytes: 10 * 1024 ** 2,
         };
+      case 'database.fence': {
+        const wasRunning = node.db.running;
+        const lastLsn = lsnOf(this.wal);
+        if (wasRunning && node.db.role === 'primary') {
+          // The shutdown checkpoint; WAL senders ship it to a streaming standby before they exit.
+          this.wal += 1;
+          if (this.linked() && !this.replicationStalled) {
+            this.replayed = this.wal;
+            for (const n of this.nodes.values()) if (n !== node) n.db.applied = [...node.db.applied];
+          }
+        }
+        node.db.running = false;
+        return { lastLsn, wasRunning };
+      }
+      case 'database.unfence': {
+        const started = !node.db.running;
+        node.db.running = true;
+        return { started };
+      }
+      case 'database.promote': {
+        if (!node.db.running)
+          throw new UpgradeError('UNAVAILABLE', `the database on ${node.id} is not running`);
+        const promoted = node.db.role === 'standby';
+        if (promoted) {
+          node.db.role = 'primary';
+          this.wal = this.replayed + 1;
+          this.replayed = this.wal;
+          for (const n of this.nodes.values()) if (n !== node) n.db.role = 'unknown';
+        }
+        return { promoted, lsn: lsnOf(this.wal) };
+      }
+      case 'database.follow': {
+        const primary = [...this.nodes.values()].find((n) => n !== node && n.db.role === 'primary');
+        if (primary === undefined || !primary.db.running)
+          throw new UpgradeError('UNAVAILABLE', `no primary to follow from ${node.id}`);
+        node.db.role = 'standby';
+        node.db.running = true;
+        node.db.applied = [...primary.db.applied];
+        this.replayed = this.wal;
+        this.replicaCaughtUpAt = now;
+        return { rewound: false, streaming: true, detail: 'no rewind required; streaming' };
       }
       case 'staging.clean': {
         const { prefix } = rawArgs as ArgsOf<'staging.clean'>;
@@ -624,7 +700,7 @@ export class FakeCluster {
       this.healthFailures.some(
         (f) => f.version === app.runningVersion && (f.node === undefined || f.node === node.id),
       );
-    const database = { ok: true, durationMs: 3, role: node.db.role };
+    const database = { ok: node.db.running, durationMs: 3, role: node.db.role };
     const ports = node.services.map((s) => ({
       service: s.name,
       port: s.port,
@@ -697,7 +773,52 @@ export class FakeCluster {
   }
 
   private replicaInSync(): boolean {
-    return !this.replicationStalled && this.clock.now() >= this.replicaCaughtUpAt;
+    return this.linked() && !this.replicationStalled && this.clock.now() >= this.replicaCaughtUpAt;
+  }
+
+  /** A running primary with a running standby streaming from it. */
+  private linked(): boolean {
+    if (this.standbyDisconnected) return false;
+    const all = [...this.nodes.values()];
+    const primary = all.find((n) => n.db.role === 'primary');
+    const standby = all.find((n) => n.db.role === 'standby');
+    return primary?.db.running === true && standby?.db.running === true;
+  }
+
+  private replicationStatus(node: NodeState): ResultOf<'replication.status'> {
+    if (!node.db.running)
+      throw new UpgradeError(
+        'UNAVAILABLE',
+        `database query failed: the database on ${node.id} is not running`,
+      );
+    const connected = this.linked();
+    const inSync = this.replicaInSync();
+    const lagBytes = !connected ? null : inSync ? 0 : this.replicationStalled ? 20 * 1024 ** 2 : 16_384;
+    const lagMs = !connected ? null : inSync ? 0 : this.replicationStalled ? 60_000 : 500;
+    const endpoint = { host: node.address.replace(/:\d+$/, ''), port: 5432 };
+    if (node.db.role === 'primary')
+      return {
+        role: 'primary',
+        connected,
+        standbys: connected ? 1 : 0,
+        inSync,
+        lagBytes,
+        lagMs,
+        lsn: lsnOf(this.wal),
+        endpoint,
+        detail: !connected ? 'no standby connected' : inSync ? '1 standby(s) streaming' : 'streaming, behind',
+      };
+    return {
+      role: node.db.role,
+      connected,
+      standbys: 0,
+      inSync,
+      lagBytes: connected ? (inSync ? 0 : lagBytes) : 0,
+      lagMs: connected ? lagMs : 0,
+      lsn: lsnOf(this.replayed),
+      endpoint,
+      detail: connected ? 'streaming' : 'WAL receiver stopped: not streaming from a primary',
+    };
   }
 
   /** Brings the simulated world up to the clock: elections, replication replay, config sync. */
@@ -714,8 +835,11 @@ export class FakeCluster {
       for (const n of all) n.holdsVip = n === holder;
     }
     const primary = all.find((n) => n.db.role === 'primary');
-    if (primary !== undefined && this.replicaInSync())
-      for (const n of all) if (n !== primary) n.db.applied = [...primary.db.applied];
+    if (primary !== undefined && this.replicaInSync()) {
+      this.replayed = this.wal;
+      for (const n of all)
+        if (n !== primary && n.db.role === 'standby') n.db.applied = [...primary.db.applied];
+    }
     const holder = all.find((n) => n.holdsVip);
     if (holder !== undefined && now >= this.nextSyncAt) {
       for (const n of all) {
@@ -737,6 +861,11 @@ export class FakeCluster {
 
 export function createFakeCluster(options: FakeClusterOptions): FakeCluster {
   return new FakeCluster(options);
+}
+
+/** A WAL position as PostgreSQL prints it. */
+export function lsnOf(position: number): string {
+  return `0/${position.toString(16).toUpperCase()}`;
 }
 
 function vrrpState(node: NodeState): VrrpState {

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock } from '@upgrade/core';
 import {
+  DEFAULT_SAFETY_SETTINGS,
   DEFAULT_UPGRADE_CONFIG,
-  type UpgradeConfig,
+  type FlowConfig,
   type UpgradePackage,
   type UpgradeTask,
 } from '../../src/ports.js';
@@ -36,7 +37,7 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
-  config?: Partial<UpgradeConfig>;
+  config?: Partial<FlowConfig>;
   cluster?: Partial<Omit<FakeClusterOptions, 'clock'>>;
   /** Number of schema scripts in the package. Default 1. */
   scripts?: number;
@@ -47,7 +48,7 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   const fake = createFakeCluster({ clock, version: FROM_VERSION, ...options.cluster });
   const tasks = createMemoryTaskStore({ clock });
   const audit = createMemoryAuditTrail();
-  const config: UpgradeConfig = { ...DEFAULT_UPGRADE_CONFIG, ...options.config };
+  const config: FlowConfig = { ...DEFAULT_UPGRADE_CONFIG, ...DEFAULT_SAFETY_SETTINGS, ...options.config };
   const deps: UpgradeDeps = { cluster: fake.cluster, tasks, audit, config, clock };
   const pkg = writePackage(TO_VERSION, options.scripts ?? 1);
   let n = 0;
@@ -83,7 +84,10 @@ export function writePackage(version: string, scripts: number): UpgradePackage {
     const content = `alter table jobs add column c${i + 1} int; -- ${version}\n`;
     const path = join(workDir, 'sql', `${String(i + 1).padStart(3, '0')}.sql`);
     writeFileSync(path, content);
-    return { path, sha256: sha256(content) };
+    const undo = `alter table jobs drop column if exists c${i + 1}; -- ${version}\n`;
+    const rollbackPath = join(workDir, 'sql', `${String(i + 1).padStart(3, '0')}.rollback.sql`);
+    writeFileSync(rollbackPath, undo);
+    return { path, sha256: sha256(content), rollback: { path: rollbackPath, sha256: sha256(undo) } };
   });
   return {
     version,
