@@ -1,6 +1,7 @@
 // PM2 ecosystem file for rcu-scheduler on Linux and Windows Server.
 //   pm2 start infra/pm2/rcu-scheduler.config.cjs && pm2 save
-// Configuration comes from apps/rcu-scheduler/.env (see .env.example). The service runs a single
+// Configuration comes from apps/rcu-scheduler/.env (see .env.example). apps/rcu-scheduler/pm2.json
+// is the same declaration as JSON, for `cd apps/rcu-scheduler && pm2 start pm2.json`. The service runs a single
 // fork-mode instance per host; several hosts may share one PostgreSQL: an advisory lock and the
 // unique schedule slot make exactly one of them run each round.
 const path = require('node:path');

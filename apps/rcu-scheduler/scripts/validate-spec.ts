@@ -1,10 +1,11 @@
-// `pnpm spec:validate`: checks the vendor spec and its fixtures. The spec is the only written-down
-// vendor contract, so a dangling $ref or a fixture that drifted from it must fail CI, not a round.
+// The vendor spec and its fixtures. The spec is the only written-down vendor contract, so a
+// dangling $ref or a fixture that drifted from it must fail CI, not a round. `pnpm spec:validate`
+// runs these checks and those of the flow spec and the configuration (flow-spec.ts).
 //
-// Usage: tsx scripts/validate-spec.ts [spec.json] [fixtures-dir]
+// The command is scripts/spec-validate.ts.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import {
   VENDOR_SPEC_ID,
@@ -30,6 +31,8 @@ export interface SpecReport {
 export interface ValidateSpecOptions {
   specPath?: string;
   fixturesDir?: string;
+  /** Default true; false checks the document alone (spec:lint). */
+  fixtures?: boolean;
 }
 
 /** The schemas the adapter and the simulator validate against: the spec must declare them. */
@@ -85,13 +88,13 @@ export function validateSpec(options: ValidateSpecOptions = {}): SpecReport {
   else fail('schemas used by the adapter', `missing in components.schemas: ${missing.join(', ')}`);
 
   const validators = compileSchemas(doc, Object.keys(schemas), pass, fail);
-  checkFixtures(fixturesDir, schemas, validators, pass, fail);
+  if (options.fixtures !== false) checkFixtures(fixturesDir, schemas, validators, pass, fail);
   return report();
 }
 
-type Note = (name: string, detail: string) => void;
+export type Note = (name: string, detail: string) => void;
 
-function checkTopLevel(doc: Json, pass: Note, fail: Note): void {
+export function checkTopLevel(doc: Json, pass: Note, fail: Note): void {
   const problems: string[] = [];
   if (typeof doc.openapi !== 'string' || !/^3\.1\.\d+$/.test(doc.openapi))
     problems.push(`openapi must be "3.1.x", is ${JSON.stringify(doc.openapi)}`);
@@ -177,7 +180,7 @@ function checkRefs(doc: Json, pass: Note, fail: Note): void {
   else fail('$refs resolve', problems.join('; '));
 }
 
-function resolvePointer(doc: unknown, pointer: string): unknown {
+export function resolvePointer(doc: unknown, pointer: string): unknown {
   if (pointer === '') return doc;
   if (!pointer.startsWith('/')) return undefined;
   let node: unknown = doc;
@@ -261,7 +264,7 @@ function checkFixtures(
   }
 }
 
-function readJson(path: string): { ok: true; value: unknown } | { ok: false; error: string } {
+export function readJson(path: string): { ok: true; value: unknown } | { ok: false; error: string } {
   try {
     return { ok: true, value: JSON.parse(readFileSync(path, 'utf8')) as unknown };
   } catch (error) {
@@ -280,11 +283,4 @@ export function printReport(report: SpecReport, write: (line: string) => void = 
   write(
     failed === 0 ? `spec valid (${report.checks.length} checks)` : `spec INVALID: ${failed} check(s) failed`,
   );
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [specPath, fixturesDir] = process.argv.slice(2);
-  const report = validateSpec({ specPath, fixturesDir });
-  printReport(report);
-  process.exitCode = report.ok ? 0 : 1;
 }

@@ -1,5 +1,6 @@
 // Every setting of the service, from env / .env. `.env.example` documents each one.
 import { ConfigError, Type, loadConfig, type ConfigIssue, type Static } from '@upgrade/service';
+import { readOperatorEnv } from './operator-env.js';
 
 const Ms = (def: number, description: string, minimum = 0) =>
   Type.Integer({ default: def, minimum, description: `${description} (milliseconds)` });
@@ -87,8 +88,25 @@ export type Env = Static<typeof EnvSchema>;
 
 /** Loads and checks the configuration; a ConfigError names every problem at once. */
 export function loadRcuConfig(env: Readonly<Record<string, string | undefined>> = process.env): Env {
-  const config = loadConfig(EnvSchema, env);
-  const issues: ConfigIssue[] = [...groupIssues(config.RCU_GROUPS), ...fileIssues(config.FIRMWARE_FILES)];
+  // The operators' format (roomtype_id / host_list_str / fileName) becomes RCU_GROUPS and
+  // FIRMWARE_FILES first; messages about those name the variables the operator actually wrote.
+  const operator = readOperatorEnv(env);
+  const named = (list: readonly ConfigIssue[]): ConfigIssue[] =>
+    list.map((issue) => {
+      const source = operator.derived[issue.variable as 'RCU_GROUPS' | 'FIRMWARE_FILES'];
+      return source === undefined ? issue : { ...issue, variable: `${issue.variable} (from ${source})` };
+    });
+  let config: Env;
+  try {
+    config = loadConfig(EnvSchema, operator.env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError([...operator.issues, ...named(error.issues)]);
+    throw error;
+  }
+  const issues: ConfigIssue[] = [
+    ...operator.issues,
+    ...named([...groupIssues(config.RCU_GROUPS), ...fileIssues(config.FIRMWARE_FILES)]),
+  ];
   if (config.POLL_INTERVAL_MS > config.POLL_TIMEOUT_MS) {
     issues.push({
       variable: 'POLL_INTERVAL_MS',

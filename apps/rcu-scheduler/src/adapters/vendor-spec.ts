@@ -55,8 +55,14 @@ export function locateVendorSpec(from: string | URL = import.meta.url): string {
 }
 
 /** An ajv for the spec: JSON Schema 2020-12, formats, strict, OpenAPI's fields tolerated at the top. */
-export function createSpecAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: false });
+export function createSpecAjv(options: { strictRequired?: boolean } = {}): Ajv2020 {
+  const ajv = new Ajv2020({
+    strict: true,
+    allowUnionTypes: true,
+    allErrors: false,
+    // spec:lint: a required property the schema does not define is a typo.
+    strictRequired: options.strictRequired ?? false,
+  });
   // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the module.
   addFormats.default(ajv);
   ajv.addVocabulary(OPENAPI_KEYWORDS);
