@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { FastifyServerOptions } from 'fastify';
+import type { FastifyError, FastifyServerOptions } from 'fastify';
 
 /** pino levels; `silent` logs nothing. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -26,7 +26,73 @@ const REDACT = [
   'res.headers["set-cookie"]',
   '*.password',
   '*.token',
+  '*.passwordHash',
+  '*.password_hash',
+  '*.sessionToken',
+  '*.session_token',
+  '*.pairingCode',
+  '*.pairing_code',
+  '*.cookie',
+  '*.authorization',
+  '*.params',
 ];
+
+/**
+ * Fields of an error that hold the values of a query or of a row: drizzle's failed query
+ * (`query`, `params`), pg's `detail` ("Key (email)=(...) already exists"), `where` and
+ * `internalQuery`. The error serializer leaves them out, at every level of the cause chain.
+ */
+const SECRET_ERROR_FIELDS: ReadonlySet<string> = new Set([
+  'query',
+  'params',
+  'parameters',
+  'values',
+  'detail',
+  'where',
+  'internalQuery',
+  ...REDACT.filter((path) => path.startsWith('*.')).map((path) => path.slice(2)),
+]);
+
+/** drizzle's message of a failed query: the SQL text, then `params: <every value>`. */
+const FAILED_QUERY = /Failed query:[\s\S]*?(?=\n {4}at |$)/g;
+
+/** What fastify expects of the `err` serializer's output. */
+type SerializedError = { type: string; message: string; stack: string; [key: string]: unknown };
+
+/** How deep a cause chain is logged. */
+const MAX_CAUSES = 5;
+
+/** A text of an error with a failed query's SQL and parameters cut out. */
+function scrubErrorText(text: string): string {
+  return text.replace(FAILED_QUERY, 'query failed (its text and parameters are not logged)');
+}
+
+/**
+ * The `err` serializer of every service: type, message, stack and own fields of the error and of
+ * each cause, with query text, parameters and row values left out. pino's default folds every
+ * cause's message into the top message and stack, which carried a failed query's parameters
+ * (emails, password hashes) into the log.
+ */
+export function serializeError(error: unknown, depth = 0): unknown {
+  if (!(error instanceof Error)) return error;
+  const out: Record<string, unknown> = {
+    type: error.constructor.name || error.name,
+    message: scrubErrorText(error.message),
+    ...(error.stack === undefined ? {} : { stack: scrubErrorText(error.stack) }),
+  };
+  for (const [key, value] of Object.entries(error)) {
+    if (key in out || key === 'cause' || SECRET_ERROR_FIELDS.has(key) || typeof value === 'function')
+      continue;
+    out[key] = typeof value === 'string' ? scrubErrorText(value) : value;
+  }
+  if (depth < MAX_CAUSES) {
+    if (error.cause !== undefined) out.cause = serializeError(error.cause, depth + 1);
+    if (error instanceof AggregateError && Array.isArray(error.errors)) {
+      out.errors = (error.errors as unknown[]).slice(0, MAX_CAUSES).map((e) => serializeError(e, depth + 1));
+    }
+  }
+  return out;
+}
 
 /** fastify's `logger` option: pino JSON with the service's name and version on every line. */
 export function loggerOptions(
@@ -40,6 +106,7 @@ export function loggerOptions(
     level: opts.level ?? 'info',
     base: { service: service.name, version: service.version, pid: process.pid, hostname: hostname() },
     redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { err: (error: FastifyError) => serializeError(error) as SerializedError },
     ...(opts.stream === undefined ? {} : { stream: opts.stream }),
   };
 }
