@@ -52,6 +52,7 @@ import type {
   UpgradeTask,
 } from './ports.js';
 import { createFlowContext, startDeadline, type FlowContext } from './flow/context.js';
+import { lockConfig, unlockConfig } from './flow/config-lock.js';
 import { awaitHealthy } from './flow/health.js';
 import {
   SOFTWARE_KINDS,
@@ -120,6 +121,7 @@ type Role = 'standby' | 'master';
 /** A change to the pair, recorded before it is made; the rollback undoes the list from the end. */
 type Change =
   | { kind: 'rsync'; node: NodeClient }
+  | { kind: 'config_lock'; node: NodeClient }
   /** One applied schema script; undone by its rollback script on whichever node is then primary. */
   | { kind: 'schema'; index: number; stagedName: string; localPath: string; sha256: string }
   | { kind: 'software'; node: NodeClient; role: Role }
@@ -236,6 +238,19 @@ async function upgrade(run: Run): Promise<void> {
 
   await rec.transition('BACKUP', `backing up ${standby.id} and ${primary.id}`);
   for (const node of [standby, primary]) await backUpNode(run, node);
+  await rec.step(
+    {
+      name: 'backup.config_lock',
+      percent: PERCENT.backupVerify,
+      message: 'locking config files on both nodes',
+    },
+    async () => {
+      for (const node of [standby, primary]) {
+        run.changes.push({ kind: 'config_lock', node });
+        await lockConfig(ctx, node);
+      }
+    },
+  );
   await checkpoint(run);
 
   await rec.transition('UPGRADE_BACKUP', `upgrading standby ${standby.id} to ${pkg.version}`);
@@ -620,6 +635,16 @@ async function verifyPair(run: Run, newPrimary: NodeClient, newStandby: NodeClie
   const { rec } = ctx;
   await rec.step(
     {
+      name: 'verify.config_unlock',
+      percent: PERCENT.rsyncResume,
+      message: 'unlocking config files on both nodes',
+    },
+    async () => {
+      for (const node of [newStandby, newPrimary]) await unlockConfig(ctx, node);
+    },
+  );
+  await rec.step(
+    {
       name: 'verify.rsync_resume',
       percent: PERCENT.rsyncResume,
       message: 'resuming config sync on both nodes',
@@ -972,6 +997,16 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
         );
       return;
     }
+    case 'config_lock': {
+      const { node } = change;
+      if (await skipUnreachable(ctx, 'rollback.config_unlock', node, 'its config files stay read-only'))
+        return;
+      await rec.step(
+        { name: 'rollback.config_unlock', nodeId: node.id, message: `unlocking config files on ${node.id}` },
+        () => unlockConfig(ctx, node),
+      );
+      return;
+    }
     case 'rsync': {
       const { node } = change;
       if (await skipUnreachable(ctx, 'rollback.rsync_resume', node, 'its config sync stays paused')) return;
@@ -1102,6 +1137,8 @@ function describeChange(change: Change): string {
   switch (change.kind) {
     case 'rsync':
       return `rsync pause on ${change.node.id}`;
+    case 'config_lock':
+      return `config lock on ${change.node.id}`;
     case 'schema':
       return `schema script ${change.index + 1}`;
     case 'software':

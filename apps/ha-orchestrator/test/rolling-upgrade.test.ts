@@ -88,6 +88,7 @@ describe('runRollingUpgrade: success', () => {
       'backup.verify@node-b',
       'backup.create@node-a',
       'backup.verify@node-a',
+      'backup.config_lock',
       'standby.schema_stage@node-a',
       'standby.schema_apply@node-a',
       'standby.replication@node-b',
@@ -109,6 +110,7 @@ describe('runRollingUpgrade: success', () => {
       'master.install@node-a',
       'master.start@node-a',
       'master.health@node-a',
+      'verify.config_unlock',
       'verify.rsync_resume',
       'verify.config',
       'verify.health',
@@ -121,7 +123,7 @@ describe('runRollingUpgrade: success', () => {
     const steps = await h.deps.audit.steps(task.id);
     const percents = steps.filter((s) => s.status === 'started').map((s) => s.percent);
     expect(percents).toEqual([...percents].sort((a, b) => a - b));
-    expect(steps.filter((s) => s.status === 'started')).toHaveLength(35);
+    expect(steps.filter((s) => s.status === 'started')).toHaveLength(37);
     expect(steps.every((s) => s.status !== 'failed')).toBe(true);
   });
 
@@ -247,6 +249,8 @@ describe('runRollingUpgrade: rollback details', () => {
       'rollback.health@node-b succeeded',
       'rollback.schema@node-b succeeded',
       'rollback.replication@- succeeded',
+      'rollback.config_unlock@node-a skipped',
+      'rollback.config_unlock@node-b succeeded',
       'rollback.rsync_resume@node-a skipped',
       'rollback.rsync_resume@node-b succeeded',
       'cleanup.staging@node-a skipped',

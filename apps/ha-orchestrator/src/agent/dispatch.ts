@@ -2,6 +2,7 @@
 import type { AgentContext } from './context.js';
 import { createBackup, restoreBackup, verifyBackup } from './ops/backup.js';
 import { configChecksums } from './ops/config-checksums.js';
+import { lockConfig, unlockConfig } from './ops/config-lock.js';
 import { health } from './ops/health.js';
 import { installJar } from './ops/jar.js';
 import { keepalivedStatus, setPriority } from './ops/keepalived.js';
@@ -32,6 +33,8 @@ export const HANDLERS: Handlers = {
   'rsync.pause': (ctx) => pauseRsync(ctx),
   'rsync.resume': (ctx) => resumeRsync(ctx),
   'rsync.status': (ctx) => rsyncStatus(ctx),
+  'config.lock': lockConfig,
+  'config.unlock': (ctx) => unlockConfig(ctx),
   'config.checksums': (ctx) => configChecksums(ctx),
   'service.stop': stopService,
   'service.start': startService,

@@ -92,6 +92,20 @@ export interface AgentOperations {
     args: Record<string, never>;
     result: { paused: boolean; lastSyncAt: string | null; lastResult: 'ok' | 'failed' | null };
   };
+  /**
+   * Makes the synced config dir's files and the root key read-only until `config.unlock`, recording
+   * each file's mode and SHA-256 first (in the staging dir). Locking a locked node keeps the first
+   * record's modes.
+   */
+  'config.lock': {
+    args: { owner: string };
+    result: { locked: true; files: number; alreadyLocked: boolean };
+  };
+  /** Puts the recorded modes back; `changed` names files whose content changed while locked. */
+  'config.unlock': {
+    args: Record<string, never>;
+    result: { locked: false; files: number; changed: string[]; wasLocked: boolean };
+  };
   /** SHA-256 of every file under the synced config dir, and one digest over all of them. */
   'config.checksums': {
     args: Record<string, never>;

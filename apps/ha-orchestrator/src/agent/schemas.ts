@@ -36,6 +36,8 @@ export const ARGS: { [O in AgentOp]: Check<ArgsOf<O>> } = {
   'rsync.pause': empty,
   'rsync.resume': empty,
   'rsync.status': empty,
+  'config.lock': obj({ owner: plainName }),
+  'config.unlock': empty,
   'config.checksums': empty,
   'service.stop': service,
   'service.start': service,

@@ -30,6 +30,8 @@ const QUICK_OPS: ReadonlySet<AgentOp> = new Set<AgentOp>([
   'rsync.resume',
   'rsync.status',
   'config.checksums',
+  'config.lock',
+  'config.unlock',
   'service.status',
   'replication.status',
   'staging.clean',

@@ -127,6 +127,8 @@ interface NodeState {
   keepalived: { running: boolean; priority: number };
   holdsVip: boolean;
   rsync: { paused: boolean; lastSyncAt: string | null; lastResult: 'ok' | 'failed' | null };
+  /** Owner of the config lock (config.lock), null when unlocked. */
+  configLock: string | null;
   /** The synced config dir: relative path -> content. */
   config: Map<string, string>;
   rootKey: string;
@@ -146,6 +148,7 @@ export interface NodeView {
   holdsVip: boolean;
   priority: number;
   rsyncPaused: boolean;
+  configLocked: boolean;
   staged: string[];
   schema: string[];
   databaseRole: DatabaseRole;
@@ -220,6 +223,7 @@ export class FakeCluster {
           keepalived: { running: true, priority: isPrimary ? priorities.primary : priorities.standby },
           holdsVip: isPrimary,
           rsync: { paused: false, lastSyncAt: new Date(this.clock.now()).toISOString(), lastResult: 'ok' },
+          configLock: null,
           config: new Map(config),
           rootKey: 'ROOT-KEY 6f1c9a0e4b\n',
           db: { role: isPrimary ? 'primary' : 'standby', applied: ['0001-initial'], running: true },
@@ -336,6 +340,7 @@ export class FakeCluster {
       holdsVip: s.holdsVip,
       priority: s.keepalived.priority,
       rsyncPaused: s.rsync.paused,
+      configLocked: s.configLock !== null,
       staged: [...s.staged.keys()].sort(),
       schema: [...s.db.applied],
       databaseRole: s.db.role,
@@ -581,6 +586,16 @@ export class FakeCluster {
         return { paused: false };
       case 'rsync.status':
         return { ...node.rsync };
+      case 'config.lock': {
+        const alreadyLocked = node.configLock !== null;
+        node.configLock = (rawArgs as ArgsOf<'config.lock'>).owner;
+        return { locked: true, files: node.config.size + 1, alreadyLocked };
+      }
+      case 'config.unlock': {
+        const wasLocked = node.configLock !== null;
+        node.configLock = null;
+        return { locked: false, files: wasLocked ? node.config.size + 1 : 0, changed: [], wasLocked };
+      }
       case 'config.checksums': {
         const files = Object.fromEntries([...node.config].map(([path, content]) => [path, sha256(content)]));
         const digest = sha256(
