@@ -147,7 +147,7 @@ try {
         throw new Error(`POST /download answered ${accepted.status}: ${accepted.msg}`);
       const final = await waitForStage(service.address, ['downloaded', 'failed', 'idle'], { intervalMs: 20 });
       if (final.stage !== 'downloaded')
-        throw new Error(`the download ended ${final.stage}: ${final.error?.message ?? final.message}`);
+        throw new Error(`the download ended ${final.stage}: ${final.error ?? final.message}`);
     } finally {
       clearInterval(sampler);
       scraping = false;

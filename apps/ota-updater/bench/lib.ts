@@ -226,14 +226,14 @@ export async function api<T = Record<string, unknown>>(
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
-): Promise<{ status: number; code: string; msg: string; data: T }> {
+): Promise<{ status: number; code: number; msg: string; data: T }> {
   const response = await fetch(`${address}${path}`, {
     method,
     ...(body === undefined
       ? {}
       : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
   });
-  const envelope = (await response.json()) as { code: string; msg: string; data: T };
+  const envelope = (await response.json()) as { code: number; msg: string; data: T };
   return { status: response.status, ...envelope };
 }
 
@@ -242,7 +242,8 @@ export interface Progress {
   stage: string;
   progress: number;
   message: string;
-  error: { code: string; message: string } | null;
+  error: string | null;
+  error_code: string | null;
 }
 
 /** Polls GET /progress every `intervalMs` until the stage is one of `stages`; returns the last answer. */

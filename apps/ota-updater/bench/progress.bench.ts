@@ -189,9 +189,9 @@ function serviceTarget(service: ServiceHandle): Target {
  */
 async function startControlServer(): Promise<Target & { stop(): void }> {
   const body = JSON.stringify({
-    code: 'OK',
-    msg: 'ok',
-    data: { stage: 'idle', progress: 0, message: 'idle', error: null },
+    code: 200,
+    msg: 'success',
+    data: { stage: 'idle', progress: 0, message: 'idle', error: null, error_code: null },
   });
   const script = `require('node:http').createServer((q, s) => { s.writeHead(200, { 'content-type': 'application/json' }); s.end(${JSON.stringify(body)}); }).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -2,8 +2,8 @@
 // Any failure after the services were stopped rolls back: first to the version that ran before
 // (`previous`), then to the read-only factory snapshot, each level verified by the same health
 // check. The caller persists every phase (onPhase) so that resumeDeploy can finish a deploy a power
-// cut interrupted: before the switch it is discarded, after it it is checked, then committed or
-// rolled back.
+// cut interrupted: before the switch it is rolled back (nothing of it stays), after it it is
+// checked, then committed or rolled back.
 import {
   ERROR_CODES,
   UpgradeError,
@@ -77,8 +77,7 @@ export interface DeployOptions {
 /** How a deploy ended when the device is healthy; a deploy leaving it unhealthy throws ROLLBACK_FAILED. */
 export type DeployResult =
   | { status: 'committed'; version: string }
-  | { status: 'rolled_back'; version: string; restored: string; error: UpgradeError }
-  | { status: 'discarded'; version: string };
+  | { status: 'rolled_back'; version: string; restored: string; error: UpgradeError };
 
 /**
  * Installs a verified package and makes it current, or leaves the device on a healthy older
@@ -148,9 +147,10 @@ export async function deployVersion(
 
 /**
  * Finishes a deploy interrupted by a restart, from the last record onPhase persisted (crash
- * leftovers are cleaned first). Not switched yet: the unpacked version is discarded, and the old
- * services are restarted and checked if they may have been stopped. Switched but not committed:
- * health-checked, then committed or rolled back. Interrupted mid-rollback: the rollback is redone.
+ * leftovers are cleaned first). Not switched yet: rolled back with DEPLOYMENT_FAILED, whatever
+ * phase the cut hit (the unpacked version is deleted, the old services are restarted and checked
+ * if they may have been stopped). Switched but not committed: health-checked, then committed or
+ * rolled back. Interrupted mid-rollback: the rollback is redone.
  */
 export async function resumeDeploy(
   deps: DeployDeps,
@@ -196,12 +196,19 @@ export async function resumeDeploy(
       return await rollBack(deps, run, asDeployError(error), 'previous');
     }
   }
+  const cut = new UpgradeError(
+    'DEPLOYMENT_FAILED',
+    `the deploy of ${record.version} was interrupted (restart or power loss) before the switch; ${record.from === null ? 'the running version' : label(record.from)} stays current`,
+  );
   if (record.phase === 'unpacking') {
+    // Nothing was stopped: only the unpacked files go.
     await removeVersion(deps.root, record.version);
-    return { status: 'discarded', version: record.version };
+    run.record.error = { code: cut.code, message: cut.message };
+    await run.phase('rolled_back', cut.message, { bestEffort: true });
+    return { status: 'rolled_back', version: record.version, restored: record.from ?? FACTORY, error: cut };
   }
   // Stopped but never switched: the old version is still current; bring its services back.
-  return rollBack(deps, run, interrupted(), 'previous');
+  return rollBack(deps, run, cut, 'previous');
 }
 
 /**

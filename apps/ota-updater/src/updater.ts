@@ -43,9 +43,10 @@ export const otaMachine = defineMachine<OtaStage>({
     downloading: ['verifying', 'failed', 'idle'],
     verifying: ['downloaded', 'failed', 'idle'],
     downloaded: ['deploying', 'downloading', 'idle', 'success'],
-    deploying: ['health_check', 'rolling_back', 'failed', 'idle', 'success'],
+    // `rolled_back` straight away: a deploy a restart cut before the switch.
+    deploying: ['health_check', 'rolling_back', 'rolled_back', 'failed', 'idle', 'success'],
     // A restart during the health check re-enters the deploy at its switch.
-    health_check: ['success', 'rolling_back', 'failed', 'deploying'],
+    health_check: ['success', 'rolling_back', 'rolled_back', 'failed', 'deploying'],
     rolling_back: ['rolled_back', 'failed'],
     success: ['downloading', 'idle'],
     // The package is still on disk after a rollback: the update may be tried again.
@@ -366,16 +367,6 @@ export function createUpdater(deps: UpdaterDeps): Updater {
           });
           await removeUsed(pkg, false);
           break;
-        case 'discarded':
-          await update({
-            stage: 'idle',
-            progress: 0,
-            message: `deploy of ${result.version} was discarded`,
-            deploy: null,
-            ...afterUse(false),
-          });
-          await removeUsed(pkg, false);
-          break;
       }
     } catch (error) {
       if (isUpgradeError(error, 'ABORTED') && signal.aborted) {
@@ -539,12 +530,18 @@ export function createUpdater(deps: UpdaterDeps): Updater {
             'resuming a deploy interrupted by a restart',
           );
           if (record === null || pkg === null) {
-            await fail(
-              new UpgradeError(
-                'DEPLOYMENT_FAILED',
-                'a deploy was interrupted before its first phase was recorded',
-              ),
-            );
+            // Cut before the deploy recorded its first phase: nothing changed on disk. The same end
+            // state as any other cut before the switch.
+            const cut = `the deploy of ${state.version ?? '?'} was interrupted (restart or power loss) before the switch; the running version stays current`;
+            await update({
+              stage: 'rolled_back',
+              progress: 100,
+              message: cut,
+              error: { code: 'DEPLOYMENT_FAILED', message: cut },
+              deploy: null,
+              ...afterUse(false),
+            });
+            if (pkg !== null) await removeUsed(pkg, false);
             return;
           }
           // Killed after the deploy saved its final phase but before the stage: finish its clean-up

@@ -4,7 +4,13 @@ import { systemClock, type Clock } from '@upgrade/core';
 const FINAL = new Set(['success', 'rolled_back', 'failed', 'downloaded', 'idle']);
 
 interface ProgressBody {
-  data: { stage: string; progress: number; message: string; error: { code: string; message: string } | null };
+  data: {
+    stage: string;
+    progress: number;
+    message: string;
+    error: string | null;
+    error_code?: string | null;
+  };
 }
 
 /**
@@ -33,7 +39,7 @@ export async function watchProgress(options: {
       );
       return 3;
     }
-    const { stage, progress, message, error } = body.data;
+    const { stage, progress, message, error, error_code: code } = body.data;
     const line = `${stage.padEnd(12)} ${bar(progress)} ${progress.toFixed(0).padStart(3)}%  ${message}`;
     if (line !== last) {
       options.out.write(options.out.isTTY === true ? `\r\x1b[2K${line}` : `${line}\n`);
@@ -43,7 +49,7 @@ export async function watchProgress(options: {
     // A watch started before the request may see `idle` first: wait for the update to begin.
     if (FINAL.has(stage) && (seenActive || stage !== 'idle')) {
       if (options.out.isTTY === true) options.out.write('\n');
-      if (error !== null) options.out.write(`${error.code}: ${error.message}\n`);
+      if (error !== null) options.out.write(`${code ?? 'ERROR'}: ${error}\n`);
       return stage === 'failed' || stage === 'rolled_back' ? 1 : 0;
     }
     await clock.sleep(options.intervalMs);

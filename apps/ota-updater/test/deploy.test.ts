@@ -306,7 +306,7 @@ describe.concurrent('resumeDeploy after a power cut', () => {
     expect(await getHealth(device.port)).toMatchObject({ status: 200, version: '1.0.0' });
   });
 
-  it('discards a deploy cut before the switch and restarts the old services', async (context) => {
+  it('rolls back a deploy cut before the switch (stopping or unpacking) and restarts the old services', async (context) => {
     const device = await setUpDevice(context);
     await deploy(device, { version: '1.0.0' });
     const record = await cutAt(device, 'stopping', { version: '2.0.0' });
@@ -323,7 +323,13 @@ describe.concurrent('resumeDeploy after a power cut', () => {
 
     const unpacking: DeployRecord = { ...record, version: '4.0.0', phase: 'unpacking' };
     await mkdir(versionDir(device.root, '4.0.0'));
-    expect(await resumeDeploy(device.deps, unpacking)).toEqual({ status: 'discarded', version: '4.0.0' });
+    // The same end state for a cut while unpacking: rolled back, the unpacked files gone.
+    expect(await resumeDeploy(device.deps, unpacking)).toMatchObject({
+      status: 'rolled_back',
+      version: '4.0.0',
+      restored: '1.0.0',
+      error: { code: 'DEPLOYMENT_FAILED' },
+    });
     expect(await readdir(join(device.root, 'versions'))).toEqual(['1.0.0']);
   });
 

@@ -36,7 +36,7 @@ async function errorOf(promise: Promise<unknown>): Promise<UpgradeError> {
 const update = { stage: 'downloading' as OtaStage, progress: 42.5, message: 'downloading 1.2.0' };
 
 describe('device API reporter', () => {
-  it('posts {stage, progress, message, error} as JSON', async () => {
+  it('posts the progress record of seed 004, {stage, progress, message, error, error_code}, as JSON', async () => {
     sim = await startDeviceApiSimulator();
     const report = reporterFor({ url: sim.url });
 
@@ -48,13 +48,15 @@ describe('device API reporter', () => {
       error: { code: 'MD5_MISMATCH', message: 'md5 differs' },
     });
 
+    // progress an integer percent, error the message for people, error_code its stable name.
     expect(sim.accepted).toEqual([
-      { ...update, error: null },
+      { stage: 'downloading', progress: 42, message: 'downloading 1.2.0', error: null, error_code: null },
       {
         stage: 'failed',
-        progress: 42.5,
+        progress: 42,
         message: 'download failed',
-        error: { code: 'MD5_MISMATCH', message: 'md5 differs' },
+        error: 'md5 differs',
+        error_code: 'MD5_MISMATCH',
       },
     ]);
     expect(sim.requests[0]?.headers['content-type']).toBe('application/json');

@@ -30,6 +30,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { OTA_STAGES, type OtaProgress, type OtaStage } from '../src/ports.js';
+import type { WireProgress } from '../src/progress-wire.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
 import { createFakeSystemd, freePort, getHealth, type FakeSystemd } from '@upgrade/testkit';
 import { writeAppPackage } from './package-fixtures.js';
@@ -634,7 +635,7 @@ async function runOne(
       result.violations.push(`the restarted service did not settle: ${await progressText(last)}`);
     } else {
       result.settled = describeSettled(settled);
-      result.violations.push(...checkSettledOutcome(plan, settled));
+      result.violations.push(...checkSettledOutcome(plan, settled, result.kills));
       result.violations.push(...(await settle(() => checkSettled(device, last, settled))));
       mark('checked');
       const expected = plan.variant === 'good' ? 'success' : 'rolled_back';
@@ -848,10 +849,13 @@ async function retry(
   const update = await post(service, '/api/v1.0/update', { version: device.pkg.version });
   let how = 'update';
   if (update.status !== 202) {
-    how = `update refused (${update.status} ${update.body.code}), downloaded again`;
+    how = `update refused (${update.status} ${update.body.error_code ?? update.body.code}), downloaded again`;
     const download = await post(service, '/api/v1.0/download', device.pkg.request);
     if (download.status !== 202)
-      return { final: null, how: `${how}: download refused too (${download.status} ${download.body.code})` };
+      return {
+        final: null,
+        how: `${how}: download refused too (${download.status} ${download.body.error_code ?? download.body.code})`,
+      };
   }
   return { final: await drive(service, device, null, {}), how };
 }
@@ -987,16 +991,19 @@ async function checkLeftovers(device: Device, stage: OtaStage): Promise<string[]
   return problems;
 }
 
-/** Stages a restart may leave a run in before any retry, and the error codes they may carry. */
-function checkSettledOutcome(plan: RunPlan, settled: OtaProgress): string[] {
+/**
+ * Stages a restart may leave a run in before any retry, and the error codes they may carry: the
+ * README's table of end states. A deploy cut anywhere before the switch ends `rolled_back` with
+ * DEPLOYMENT_FAILED (never `idle` or `failed`), so `idle` is only the end of a cut download.
+ */
+function checkSettledOutcome(plan: RunPlan, settled: OtaProgress, kills: readonly KillPoint[]): string[] {
   const code = settled.error?.code ?? null;
+  const cutDeploy = kills.some((k) => /^(deploying|health_check|rolling_back)/.test(k.persisted));
   const fine =
     settled.stage === 'success' ||
-    settled.stage === 'idle' ||
+    (settled.stage === 'idle' && !cutDeploy) ||
     (settled.stage === 'rolled_back' &&
-      (code === 'DEPLOYMENT_FAILED' || (plan.variant === 'bad' && code === 'HEALTH_CHECK_FAILED'))) ||
-    // A deploy cut before its first phase was recorded is reported failed; nothing changed on disk.
-    (settled.stage === 'failed' && code === 'DEPLOYMENT_FAILED');
+      (code === 'DEPLOYMENT_FAILED' || (plan.variant === 'bad' && code === 'HEALTH_CHECK_FAILED')));
   if (plan.variant === 'bad' && settled.stage === 'success')
     return [`the unhealthy package ended ${show(settled)}`];
   return fine ? [] : [`the restarted service settled in ${show(settled)}`];
@@ -1056,13 +1063,21 @@ async function checkSettled(device: Device, service: ServiceProcess, final: OtaP
 // HTTP
 
 interface Envelope<T> {
-  code: string;
+  code: number;
+  error_code?: string;
   msg: string;
   data: T;
 }
 
+/** GET /progress, its wire record (seed 004) read back into the internal shape the checks use. */
 async function getProgress(service: ServiceProcess): Promise<OtaProgress> {
-  return get<OtaProgress>(service, '/api/v1.0/progress');
+  const wire = await get<WireProgress>(service, '/api/v1.0/progress');
+  return {
+    stage: wire.stage,
+    progress: wire.progress,
+    message: wire.message,
+    error: wire.error_code === null ? null : { code: wire.error_code, message: wire.error ?? '' },
+  };
 }
 
 async function get<T>(service: ServiceProcess, path: string): Promise<T> {

@@ -174,6 +174,40 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
     expect(await readdir(join(device.dataDir, 'downloads'))).toEqual([]);
   });
 
+  // End state (README, "Interruptions"): a deploy cut before the switch ends rolled_back with
+  // DEPLOYMENT_FAILED whatever point it hit; here POST /update saved {stage: deploying} and the cut
+  // came before the first phase was recorded (it used to end `failed`, other cuts `idle`).
+  it('a deploy killed before its first phase ends rolled_back DEPLOYMENT_FAILED, the package removed', async () => {
+    const device = await reproDevice();
+    const pkgPath = join(device.dataDir, 'downloads', '1.0.0.zip');
+    await writeFile(pkgPath, 'not needed any more');
+    await writeFile(
+      join(device.dataDir, 'state.json'),
+      JSON.stringify({
+        stage: 'deploying',
+        progress: 0,
+        message: 'deploying 1.0.0',
+        error: null,
+        version: '1.0.0',
+        download: null,
+        downloaded: { version: '1.0.0', path: pkgPath, size: 19, md5: '0'.repeat(32), sha256: null },
+        deploy: null,
+        updatedAt: Date.now(),
+      }),
+    );
+
+    const service = await device.start();
+    expect(service.updater.progress()).toMatchObject({
+      stage: 'rolled_back',
+      error: { code: 'DEPLOYMENT_FAILED' },
+    });
+    expect(service.updater.progress().message).toMatch(
+      /interrupted \(restart or power loss\) before the switch/,
+    );
+    expect((await getHealth(device.port))?.version).toBe('0.9.0');
+    expect(await readdir(join(device.dataDir, 'downloads'))).toEqual([]);
+  });
+
   // Crash point: a rollback restored the factory, saved the deploy phase `rolled_back` (onPhase in
   // updater.ts keeps the stage at rolling_back for that phase) and was killed before deploy()
   // wrote the stage rolled_back (removeVersion and pruneVersions run in between). resumeDeploy

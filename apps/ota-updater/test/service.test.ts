@@ -14,7 +14,7 @@ import { createSystemdServiceManager } from '../src/adapters/systemd.js';
 import { loadOtaConfig } from '../src/config.js';
 import { startOtaUpdater, type RunningOtaUpdater } from '../src/main.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
-import type { OtaProgress } from '../src/ports.js';
+import type { WireProgress } from '../src/progress-wire.js';
 import { writeAppPackage, type AppPackageOptions } from './package-fixtures.js';
 import { startDeviceApiSimulator, type DeviceApiSimulator } from './simulators/device-api.js';
 import { packageDigest, startPackageServer, type PackageServer } from './simulators/package-server.js';
@@ -117,9 +117,10 @@ async function setUpDevice(env: (base: string) => Record<string, string> = () =>
 }
 
 interface Envelope {
-  code: string;
+  code: number;
   msg: string;
-  data: Record<string, unknown> & Partial<OtaProgress> & { error?: { code: string; message: string } | null };
+  error_code?: string;
+  data: Record<string, unknown> & Partial<WireProgress>;
 }
 
 async function call(
@@ -137,11 +138,11 @@ async function call(
   return { status: res.status, body: (await res.json()) as Envelope };
 }
 
-async function stageReached(device: Device, stages: string[], timeoutMs = 15_000): Promise<OtaProgress> {
-  let last = {} as OtaProgress;
+async function stageReached(device: Device, stages: string[], timeoutMs = 15_000): Promise<WireProgress> {
+  let last = {} as WireProgress;
   await waitFor(
     async () => {
-      last = (await call(device, 'GET', '/api/v1.0/progress')).body.data as unknown as OtaProgress;
+      last = (await call(device, 'GET', '/api/v1.0/progress')).body.data as unknown as WireProgress;
       return stages.includes(last.stage);
     },
     { timeoutMs, intervalMs: 50, what: `stage ${stages.join(' or ')}` },
@@ -161,9 +162,21 @@ describe('ota-updater service', () => {
     const accepted = await call(device, 'POST', '/api/v1.0/download', request);
     expect(accepted).toMatchObject({
       status: 202,
-      body: { code: 'OK', data: { version: '1.0.0', stage: 'downloading' } },
+      body: { code: 202, data: { version: '1.0.0', stage: 'downloading' } },
     });
     await stageReached(device, ['downloaded']);
+    // GET /progress speaks seed 004's envelope exactly, plus error_code.
+    expect((await call(device, 'GET', '/api/v1.0/progress')).body).toEqual({
+      code: 200,
+      msg: 'success',
+      data: {
+        stage: 'downloaded',
+        progress: 100,
+        message: '1.0.0 downloaded and verified',
+        error: null,
+        error_code: null,
+      },
+    });
     const update = await call(device, 'POST', '/api/v1.0/update', { version: '1.0.0' });
     expect(update.status).toBe(202);
     const final = await stageReached(device, ['success', 'rolled_back', 'failed']);
@@ -247,7 +260,7 @@ describe('ota-updater service', () => {
 
     const missing = await call(device, 'POST', '/api/v1.0/download', { ...request, package_md5: undefined });
     expect(missing.status).toBe(400);
-    expect(missing.body).toMatchObject({ code: 'VALIDATION_FAILED', data: null });
+    expect(missing.body).toMatchObject({ code: 400, error_code: 'VALIDATION_FAILED', data: null });
     expect(missing.body.msg).toContain('package_md5');
     const badSize = await call(device, 'POST', '/api/v1.0/download', { ...request, package_size: 'big' });
     expect(badSize.body.msg).toContain('package_size');
@@ -262,7 +275,7 @@ describe('ota-updater service', () => {
       ['version', '../1.0'],
     ] as const) {
       const bad = await call(device, 'POST', '/api/v1.0/download', { ...request, [field]: value });
-      expect({ field, value, status: bad.status, code: bad.body.code }).toEqual({
+      expect({ field, value, status: bad.status, code: bad.body.error_code }).toEqual({
         field,
         value,
         status: 400,
@@ -274,7 +287,7 @@ describe('ota-updater service', () => {
     expect((await call(device, 'GET', '/api/v1.0/progress')).body.data.stage).toBe('idle');
 
     expect((await call(device, 'POST', '/api/v1.0/update', { version: '9.9.9' })).body).toMatchObject({
-      code: 'NOT_FOUND',
+      error_code: 'NOT_FOUND',
     });
 
     device.packages.setFaults({ throttleBytesPerSec: 1 << 20 });
@@ -286,7 +299,7 @@ describe('ota-updater service', () => {
     expect(both.map((r) => r.status).sort()).toEqual([202, 409]);
     const busy = await call(device, 'POST', '/api/v1.0/download', request);
     expect(busy.status).toBe(409);
-    expect(busy.body.code).toBe('CONFLICT');
+    expect(busy.body.error_code).toBe('CONFLICT');
     expect(busy.body.msg).toContain('an update is in progress (downloading of 1.1.0)');
     expect((await call(device, 'POST', '/api/v1.0/update', { version: '1.1.0' })).status).toBe(409);
 
@@ -302,11 +315,11 @@ describe('ota-updater service', () => {
     await call(device, 'POST', '/api/v1.0/download', { ...request, package_md5: '0'.repeat(32) });
     const failed = await stageReached(device, ['failed', 'downloaded']);
     expect(failed.stage).toBe('failed');
-    expect(failed.error?.code).toBe('MD5_MISMATCH');
+    expect(failed.error_code).toBe('MD5_MISMATCH');
     expect(await readdir(join(device.root, '.ota', 'downloads'))).toEqual([]);
     expect(device.deviceApi.accepted.at(-1)).toMatchObject({
       stage: 'failed',
-      error: { code: 'MD5_MISMATCH' },
+      error_code: 'MD5_MISMATCH',
     });
   });
 
@@ -318,7 +331,7 @@ describe('ota-updater service', () => {
     await call(device, 'POST', '/api/v1.0/update', { version: '1.3.0' });
     const final = await stageReached(device, ['success', 'rolled_back', 'failed'], 30_000);
     expect(final.stage).toBe('rolled_back');
-    expect(final.error?.code).toBe('HEALTH_CHECK_FAILED');
+    expect(final.error_code).toBe('HEALTH_CHECK_FAILED');
     expect((await getHealth(device.port))?.version).toBe('0.9.0');
     expect((await call(device, 'GET', '/api/v1.0/versions')).body.data).toMatchObject({ current: 'factory' });
     // The rejected package does not stay on the disk (KEEP_LAST_PACKAGE is off by default).

@@ -2,14 +2,16 @@
 // reporter. Every post has a hard deadline and a failure is thrown for the reporter to count: the
 // update never waits on, or fails because of, the device API.
 //
-// Wire format: `POST <url>`, `content-type: application/json`, body
-//   { "stage": "downloading", "progress": 42.5, "message": "downloading 1.2.0", "error": null }
-// `stage` is one of OTA_STAGES, `progress` 0-100 (one decimal at most), `error` null or
-// `{ "code": "MD5_MISMATCH", "message": "..." }` with a stable code. Any 2xx is an acknowledgement;
+// Wire format: `POST <url>`, `content-type: application/json`, body the same `data` GET
+// /api/v1.0/progress answers (seed 004):
+//   { "stage": "downloading", "progress": 42, "message": "downloading 1.2.0", "error": null, "error_code": null }
+// `stage` is one of OTA_STAGES, `progress` an integer 0-100, `error` null or the message for
+// people, `error_code` null or its stable name (MD5_MISMATCH...). Any 2xx is an acknowledgement;
 // the answer's body is ignored.
 import { UpgradeError, isUpgradeError, type ProgressSink, type ProgressUpdate } from '@upgrade/core';
 import { discardBody, sendRequest } from '../http-client.js';
-import type { OtaProgress, OtaStage } from '../ports.js';
+import type { OtaStage } from '../ports.js';
+import { toWireProgress } from '../progress-wire.js';
 
 /** Where the device API takes progress reports unless configured otherwise. */
 export const DEFAULT_DEVICE_API_PROGRESS_URL = 'http://127.0.0.1:9080/api/v1.0/ota/progress';
@@ -55,12 +57,12 @@ export function createDeviceApiReporter(options: DeviceApiReporterOptions = {}):
   const inFlight = new Set<AbortController>();
 
   const post = async (update: ProgressUpdate<OtaStage>): Promise<void> => {
-    const body: OtaProgress = {
+    const body = toWireProgress({
       stage: update.stage,
       progress: update.progress,
       message: update.message,
       error: update.error ?? null,
-    };
+    });
     // One deadline for the whole post, connect to the answer's last byte.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), timeoutMs);

@@ -1,8 +1,11 @@
-// The device-facing API: `{ code, msg, data }` envelopes, as the device API expects them.
+// The device-facing API: `{ code, msg, data }` envelopes as the printer's software speaks them
+// (seed 004): `code` the HTTP status as a number, `msg` for people (`success` for the progress),
+// errors with `data: null` and their stable name in `error_code`.
 import { UpgradeError, isUpgradeError } from '@upgrade/core';
 import { Type, mapError, type ServicePlugin, type Static, type TSchema } from '@upgrade/service';
 import { isValidVersion } from '../manifest.js';
 import type { DownloadRequest } from '../ports.js';
+import { toWireProgress } from '../progress-wire.js';
 import type { Updater } from '../updater.js';
 
 const Md5 = Type.String({ pattern: '^[0-9a-fA-F]{32}$', description: 'hex MD5 of the package' });
@@ -33,7 +36,7 @@ const DownloadBody = Type.Object(
 
 const Envelope = <T extends TSchema>(data: T) =>
   Type.Object({
-    code: Type.String({ description: '`OK`, or a stable error code' }),
+    code: Type.Integer({ description: 'the HTTP status, e.g. 200' }),
     msg: Type.String(),
     data,
   });
@@ -44,9 +47,12 @@ const Stage = Type.String({
 });
 const ProgressData = Type.Object({
   stage: Stage,
-  progress: Type.Number({ minimum: 0, maximum: 100 }),
+  progress: Type.Integer({ minimum: 0, maximum: 100, description: 'percent' }),
   message: Type.String(),
-  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'what went wrong, for people' }),
+  error_code: Type.Union([Type.String(), Type.Null()], {
+    description: 'stable name of the error, e.g. MD5_MISMATCH; null without error',
+  }),
 });
 const AcceptedData = Type.Object({ version: Type.String(), stage: Stage });
 const VersionsData = Type.Object({
@@ -56,9 +62,10 @@ const VersionsData = Type.Object({
   others: Type.Array(Type.String()),
 });
 const ErrorEnvelope = Type.Object({
-  code: Type.String({ description: 'stable error code, e.g. VALIDATION_FAILED, CONFLICT, NOT_FOUND' }),
+  code: Type.Integer({ description: 'the HTTP status, e.g. 400' }),
   msg: Type.String(),
   data: Type.Null(),
+  error_code: Type.String({ description: 'stable error name, e.g. VALIDATION_FAILED, CONFLICT, NOT_FOUND' }),
   requestId: Type.String(),
 });
 const errors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorEnvelope]));
@@ -73,9 +80,10 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
       .header('content-type', 'application/json; charset=utf-8')
       .send(
         JSON.stringify({
-          code: body.error.code,
+          code: status,
           msg: body.error.message,
           data: null,
+          error_code: body.error.code,
           requestId: body.error.requestId,
         }),
       );
@@ -96,12 +104,12 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
       const outcome = await updater.startDownload(toDownloadRequest(request.body));
       if (outcome === 'current')
         return reply.code(200).send({
-          code: 'OK',
+          code: 200,
           msg: 'this release is already installed and running; nothing to do',
           data: { version: request.body.version, stage: 'success' },
         });
       return reply.code(202).send({
-        code: 'OK',
+        code: 202,
         msg: 'download started',
         data: { version: request.body.version, stage: 'downloading' },
       });
@@ -122,7 +130,7 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
       checkVersion(request.body.version);
       await updater.startUpdate(request.body.version);
       return reply.code(202).send({
-        code: 'OK',
+        code: 202,
         msg: 'update started',
         data: { version: request.body.version, stage: 'deploying' },
       });
@@ -140,7 +148,7 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
     },
     async () => {
       await updater.cancel();
-      return { code: 'OK', msg: 'cancelled', data: updater.progress() };
+      return { code: 200, msg: 'cancelled', data: toWireProgress(updater.progress()) };
     },
   );
 
@@ -154,7 +162,7 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
       },
       logLevel: 'warn',
     },
-    async () => ({ code: 'OK', msg: 'ok', data: updater.progress() }),
+    async () => ({ code: 200, msg: 'success', data: toWireProgress(updater.progress()) }),
   );
 
   app.get(
@@ -162,7 +170,7 @@ export const otaRoutes: ServicePlugin<{ updater: Updater }> = async (app, { upda
     { schema: { summary: 'Installed versions', tags: ['ota'], response: { 200: Envelope(VersionsData) } } },
     async () => {
       try {
-        return { code: 'OK', msg: 'ok', data: await updater.versions() };
+        return { code: 200, msg: 'success', data: await updater.versions() };
       } catch (error) {
         if (isUpgradeError(error)) throw error;
         throw new UpgradeError('INTERNAL', 'could not read the installed versions', { cause: error });

@@ -1,7 +1,7 @@
 // A loopback stand-in for the printer's device API, the receiver of OTA progress reports. It
 // records what it accepted and fails the ways a busy or broken device API does: 5xx, no answer,
 // a reset connection, or not running at all (close it: its port then refuses connections).
-import type { OtaProgress } from '../../src/ports.js';
+import type { WireProgress } from '../../src/progress-wire.js';
 import { sendJson, startHttpSimulator, type RecordedRequest } from '@upgrade/testkit';
 
 /** How the simulator answers: 2xx, HTTP 500, never, or by resetting the connection. */
@@ -20,7 +20,7 @@ export interface DeviceApiSimulator {
   /** The full progress URL, what the reporter's `url` should be. */
   readonly url: string;
   /** Bodies of the reports answered 2xx, parsed, in arrival order. */
-  readonly accepted: OtaProgress[];
+  readonly accepted: WireProgress[];
   /** Every request received, whatever the mode did with it. */
   readonly requests: RecordedRequest[];
   setMode(mode: DeviceApiMode): void;
@@ -34,12 +34,12 @@ export async function startDeviceApiSimulator(
 ): Promise<DeviceApiSimulator> {
   const path = options.path ?? '/api/v1.0/ota/progress';
   let mode: DeviceApiMode = options.mode ?? 'ok';
-  const accepted: OtaProgress[] = [];
+  const accepted: WireProgress[] = [];
   const sim = await startHttpSimulator({
     [`POST ${path}`]: (request, response) => {
       switch (mode) {
         case 'ok':
-          accepted.push(JSON.parse(request.body) as OtaProgress);
+          accepted.push(JSON.parse(request.body) as WireProgress);
           sendJson(response, 200, { code: 0, msg: 'ok' });
           return;
         case 'error':
