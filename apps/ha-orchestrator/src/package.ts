@@ -18,7 +18,7 @@
 // trusted: entry names, types and sizes are checked from the central directory before anything is
 // written, inflated bytes are counted while streaming (a zip bomb declares small sizes), and every
 // file the manifest names must match its SHA-256. Every schema script carries the script that undoes
-// it (docs/ha-orchestrator/schema-changes.md): a failed upgrade runs the rollbacks, newest first,
+// it (docs/ha-orchestrator/safety.md): a failed upgrade runs the rollbacks, newest first,
 // instead of restoring the live database from a dump, so no write made meanwhile is lost. A package
 // with a schema script and no rollback is refused (ROLLBACK_SCRIPT_MISSING).
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
