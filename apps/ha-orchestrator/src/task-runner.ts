@@ -216,7 +216,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
           `the orchestrator stopped while this task was in state ${task.state}` +
           `${task.currentStep === null ? '' : ` (step ${task.currentStep})`}; it was not resumed. ` +
           'Check both nodes with GET /health; if one is half-upgraded, roll back with POST /api/v1/upgrade/rollback/' +
-          `${task.id}. Config sync (rsync) may still be paused on the nodes.`;
+          `${task.id}. Config sync (rsync) may still be paused and the config files read-only (config.lock) on the nodes.`;
         const failed = await failTask(task.id, INTERRUPTED, message, 'recovery');
         if (failed === null || !isFinal(failed)) break;
         recovered.push(failed);

@@ -146,13 +146,18 @@ describe('start-up after a crash', () => {
     const failed = (await s.tasks.get(task.id)) as UpgradeTask;
     expect(failed).toMatchObject({
       state: 'FAILED',
-      error: { code: INTERRUPTED },
+      error: { code: INTERRUPTED, step: 'vip.switch' },
       finishedAt: expect.any(Date) as unknown,
     });
     expect(failed.error?.message).toContain('state VIP_SWITCH (step vip.switch)');
     expect(failed.error?.message).toContain(`/api/v1/upgrade/rollback/${task.id}`);
     const logs = await s.audit.logs(task.id, { limit: 10, offset: 0 });
-    expect(logs.items[0]).toMatchObject({ level: 'ERROR', fromState: 'VIP_SWITCH', toState: 'FAILED' });
+    expect(logs.items[0]).toMatchObject({
+      level: 'ERROR',
+      source: 'recovery',
+      fromState: 'VIP_SWITCH',
+      toState: 'FAILED',
+    });
     expect((await s.tasks.get(old.id))?.state).toBe('COMPLETE');
     expect(await s.tasks.active()).toBeNull();
     expect(await s.runner.recover()).toEqual([]);
