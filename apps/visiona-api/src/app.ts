@@ -9,6 +9,7 @@ import { authRoutes, cookieAuthenticator, type LoginRateLimit, type SessionCooki
 import { deviceRoutes } from './http/devices.js';
 import { modelRoutes } from './http/models.js';
 import { SHARED_SCHEMAS } from './http/schemas.js';
+import { registerStrictInput } from './http/strict-input.js';
 import { systemRoutes } from './http/system.js';
 import { createPairing } from './pairing.js';
 import type { UserSessionStore } from './ports.js';
@@ -74,6 +75,7 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
     },
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  registerStrictInput(app, SHARED_SCHEMAS);
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, {
     global: false,

@@ -2,7 +2,7 @@
 // client address and email; the session itself lives in the user-session store (Redis or memory).
 import { Type, errorResponses, type ServicePlugin } from '@upgrade/service';
 import type { Accounts, SignedIn } from '../accounts.js';
-import { Credentials, SignedInBody, toSessionBody, toUserBody } from './schemas.js';
+import { Credentials, NewCredentials, SignedInBody, toSessionBody, toUserBody } from './schemas.js';
 
 /** How the session cookie is set. */
 export interface SessionCookie {
@@ -40,7 +40,7 @@ export const authRoutes: ServicePlugin<AuthRoutesDeps> = async (app, deps) => {
       schema: {
         summary: 'Create an account',
         tags: ['auth'],
-        body: Credentials,
+        body: NewCredentials,
         response: { 201: Type.Object({ user: Type.Ref('User') }), ...errorResponses(400, 409, 503) },
       },
     },

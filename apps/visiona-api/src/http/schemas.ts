@@ -30,6 +30,23 @@ export const Credentials = Type.Object(
   { additionalProperties: false },
 );
 
+/** The password policy of a new account: 8 to 256 characters, not all of them whitespace. */
+export const NewCredentials = Type.Object(
+  {
+    email: Credentials.properties.email,
+    password: Type.String({
+      minLength: 8,
+      maxLength: 256,
+      pattern: '\\S',
+      description: 'at least 8 characters, not all whitespace',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** The largest value a PostgreSQL integer column holds. */
+const INT4_MAX = 2_147_483_647;
+
 export const SignedInBody = Type.Object({ user: Type.Ref('User'), session: Type.Ref('Session') });
 
 export const ModelBody = Type.Object(
@@ -59,7 +76,7 @@ export const ModelInputBody = Type.Object(
     chip: Token,
     source: Token,
     labels: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 10_000, default: [] }),
-    input_shape: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 8 }),
+    input_shape: Type.Array(Type.Integer({ minimum: 1, maximum: INT4_MAX }), { minItems: 1, maxItems: 8 }),
     faa_object_key: Type.Optional(
       Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()], {
         description: 'omitted or null keeps the stored key',
@@ -93,7 +110,7 @@ export const DeviceBody = Type.Object(
 
 export const Paging = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Type.Integer({ minimum: 0, maximum: INT4_MAX, default: 0 }),
 });
 
 /** A page of `item`s with the total matching count. */

@@ -1,0 +1,106 @@
+// Hostile and mistyped input is refused at the edge with 400 VALIDATION_FAILED naming the field,
+// before any query: no JSON type is coerced, integers stay in PostgreSQL's range, and no NUL or
+// lone surrogate reaches the database. No body carries a SQLSTATE.
+import { useTestDatabase } from '@upgrade/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, startTestApi, type ErrorBody, type TestApi } from './helpers.js';
+
+const database = useTestDatabase();
+let api: TestApi;
+let owner: Client;
+
+type FieldsBody = ErrorBody & { error: { details?: { fields?: { field: string }[] } } };
+
+beforeAll(async () => {
+  api = await startTestApi({ DATABASE_URL: database.url });
+});
+afterAll(async () => {
+  await api.close();
+});
+
+const MODEL = { name: 'm', chip: 'hailo8', source: 'zoo', labels: ['person'], input_shape: [1, 3] };
+
+async function refusal(method: string, url: string, payload: unknown, raw?: string) {
+  const res = raw
+    ? await api.app.inject({
+        method: method as 'POST',
+        url,
+        headers: { 'content-type': 'application/json', cookie: `visiona_session=${owner.cookie ?? ''}` },
+        payload: raw,
+      })
+    : undefined;
+  const answer =
+    res === undefined
+      ? await owner.call<FieldsBody>(method, url, payload)
+      : { status: res.statusCode, body: JSON.parse(res.body) as FieldsBody };
+  expect(JSON.stringify(answer.body)).not.toMatch(/sqlState|22021|22003|22P05/);
+  return {
+    status: answer.status,
+    code: answer.body.error?.code,
+    fields: answer.body.error?.details?.fields?.map((f) => f.field),
+  };
+}
+
+describe('strict input', () => {
+  beforeAll(async () => {
+    owner = new Client(api.app);
+    await owner.signUp('owner@example.com');
+  });
+
+  it.each([
+    ['a numeric password', { email: 'a@example.com', password: 12345678 }, 'password'],
+    ['an email in an array', { email: ['x@example.com'], password: 'long enough pass' }, 'email'],
+    ['a password of 8 spaces', { email: 'b@example.com', password: '        ' }, 'password'],
+  ])('refuses registration with %s', async (_what, payload, field) => {
+    expect(await refusal('POST', '/api/auth/register', payload)).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      fields: [field],
+    });
+  });
+
+  it.each([
+    ['a number as name', { ...MODEL, name: 5 }, 'name'],
+    ['a boolean as name', { ...MODEL, name: true }, 'name'],
+    ['a string as labels', { ...MODEL, labels: 'person' }, 'labels'],
+    ['strings in input_shape', { ...MODEL, input_shape: ['1', '3'] }, 'input_shape.0'],
+    ['an input_shape beyond a PostgreSQL integer', { ...MODEL, input_shape: [2147483648] }, 'input_shape.0'],
+    ['a NUL in the name', { ...MODEL, name: 'a\u0000b' }, 'name'],
+  ])('refuses a model with %s', async (_what, payload, field) => {
+    expect(await refusal('POST', '/api/models', payload)).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      fields: [field],
+    });
+  });
+
+  it('refuses a lone surrogate instead of storing U+FFFD', async () => {
+    const raw = JSON.stringify({ ...MODEL, name: 'PLACEHOLDER' }).replace('PLACEHOLDER', '\\ud800x');
+    expect(await refusal('POST', '/api/models', undefined, raw)).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      fields: ['name'],
+    });
+    const pair = JSON.stringify({ ...MODEL, name: 'ok \\ud83d\\ude00' });
+    expect((await refusal('POST', '/api/models', undefined, pair)).status).toBe(201);
+  });
+
+  it.each([
+    ['/api/models?chip=a%00b', 'chip'],
+    ['/api/models?offset=99999999999999999999', 'offset'],
+    ['/api/devices?offset=2147483648', 'offset'],
+  ])('refuses the query %s', async (url, field) => {
+    expect(await refusal('GET', url, undefined)).toEqual({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      fields: [field],
+    });
+  });
+
+  it('refuses a numeric serial when pairing', async () => {
+    const issued = await owner.call<{ pairing_code: string }>('POST', '/api/devices/pairing-tokens');
+    expect(
+      await refusal('POST', '/api/agent/pair', { pairing_code: issued.body.pairing_code, serial: 4242 }),
+    ).toEqual({ status: 400, code: 'VALIDATION_FAILED', fields: ['serial'] });
+  });
+});
