@@ -15,7 +15,9 @@ describe('tunnel in the app', () => {
   });
 
   it('pairs an agent, forwards the owner’s requests to it, and cuts it off when the device is unpaired', async () => {
-    api = await startTestApi({}, { tunnel: { heartbeatIntervalMs: 100, requestTimeoutMs: 5_000 } });
+    // A beat is also the deadline of the previous PING: at 100 ms a loaded machine delayed the
+    // round trip past it and the tunnel closed as "heartbeat missed" before the request below.
+    api = await startTestApi({}, { tunnel: { heartbeatIntervalMs: 250, requestTimeoutMs: 5_000 } });
     await api.app.listen({ host: '127.0.0.1', port: 0 });
     const address = api.app.server.address();
     if (address === null || typeof address === 'string') throw new Error('not listening on TCP');
