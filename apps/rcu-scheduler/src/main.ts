@@ -10,6 +10,7 @@ import {
   redactUrl,
   tryAdvisoryLock,
   type DatabaseHandle,
+  type DbLogger,
 } from '@upgrade/db';
 import { Counter, listenAndServe, type Registry } from '@upgrade/service';
 
@@ -43,6 +44,7 @@ export function withDefaultDatabase(url: string): string {
  */
 export async function openRcuDatabase(
   config: Pick<Env, 'DATABASE_URL' | 'DATA_DIR' | 'MIGRATE_ON_START'> & { DATABASE_CREATE?: boolean },
+  options: { logger?: DbLogger } = {},
 ) {
   const url = config.DATABASE_URL === undefined ? undefined : withDefaultDatabase(config.DATABASE_URL);
   const dataDir = join(config.DATA_DIR, 'pglite');
@@ -50,7 +52,8 @@ export async function openRcuDatabase(
   try {
     if (url !== undefined && (config.DATABASE_CREATE === true || databaseName(url) === DEFAULT_DATABASE))
       await ensureDatabase(url);
-    db = await openDatabase({ url, dataDir, schema });
+    // The logger gets the pool's idle-connection failures (a server restart, a failover).
+    db = await openDatabase({ url, dataDir, schema, logger: options.logger });
     if (config.MIGRATE_ON_START) await migrate(db, migrationsFolder);
     else await db.ping();
     return db;
@@ -88,6 +91,7 @@ export async function startRcuScheduler(
   // Before the API's logger exists: an embedded database's first start runs initdb and the
   // migrations (~20 s on a small machine), which would otherwise be silence before "listening".
   const log = startupLogger(config.LOG_LEVEL);
+  let started = false; // true once `app` (and its logger) exists
   const openedAt = Date.now();
   log(
     config.DATABASE_URL === undefined
@@ -97,7 +101,9 @@ export async function startRcuScheduler(
       ? 'opening the embedded database (its first start creates it: up to ~20 s)'
       : 'opening the database',
   );
-  const db = await openRcuDatabase(config);
+  const db = await openRcuDatabase(config, {
+    logger: { warn: (o, m) => (started ? app.log.warn(o, m) : log(o, m, 40)) },
+  });
   log(
     { database: db.target, ms: Date.now() - openedAt, migrated: config.MIGRATE_ON_START },
     'database ready',
@@ -150,6 +156,7 @@ export async function startRcuScheduler(
     healthChecks,
     logger: config.LOG_LEVEL,
   });
+  started = true;
   const metrics = roundMetrics(app.metrics.registry);
   // Order matters: stop rounds (spooling what they hold) before the pools they write to close.
   app.addHook('onClose', async () => {
@@ -186,12 +193,16 @@ export async function startRcuScheduler(
 }
 
 /** One pino-shaped JSON line at info level, for the steps before the service's logger exists. */
-function startupLogger(level: Env['LOG_LEVEL']): (fields: object, msg: string) => void {
-  const enabled = level === 'info' || level === 'debug' || level === 'trace';
+function startupLogger(level: Env['LOG_LEVEL']): (fields: object, msg: string, value?: 30 | 40) => void {
+  const threshold = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity }[
+    level
+  ];
   const base = { service: SERVICE_NAME, version: SERVICE_VERSION, pid: process.pid, hostname: hostname() };
-  return (fields, msg) => {
-    if (enabled)
-      process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), ...base, ...fields, msg })}\n`);
+  return (fields, msg, value = 30) => {
+    if (value >= threshold)
+      process.stdout.write(
+        `${JSON.stringify({ level: value, time: Date.now(), ...base, ...fields, msg })}\n`,
+      );
   };
 }
 

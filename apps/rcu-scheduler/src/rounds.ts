@@ -412,10 +412,24 @@ async function finishRound(
     detail: s.detail,
   }));
   const summary = summarise(entries);
-  await deps.spool.put(round.id, { roundId: round.id, finishedAt, entries });
+  let spooled = true;
+  try {
+    await deps.spool.put(round.id, { roundId: round.id, finishedAt, entries });
+  } catch (error) {
+    // A full or read-only disk must not cost the results: the database may still take them.
+    spooled = false;
+    deps.logger.error(
+      { roundId: round.id, err: error },
+      'could not spool round results; storing them without a local copy',
+    );
+  }
   const stored = await storeWithRetry(deps, settings, round.id, entries, finishedAt, signal);
   if (stored) {
-    await deps.spool.remove(round.id);
+    if (spooled)
+      await deps.spool.remove(round.id).catch((error: unknown) => {
+        // Harmless: finishRound is idempotent, so a later flushSpool stores nothing twice and drops the file.
+        deps.logger.warn({ roundId: round.id, err: error }, 'could not remove spooled round results');
+      });
     deps.onEvent?.({ type: 'stored', roundId: round.id, rows: entries.length });
   }
   deps.logger.info({ roundId: round.id, filename: round.filename, ...summary, stored }, 'round finished');

@@ -4,7 +4,8 @@
 import { waitFor } from '@upgrade/testkit';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { VendorApiClient } from '../src/adapters/vendor-api.js';
 import type { RoundRecord, VendorApi } from '../src/ports.js';
 import { flushSpool, resumeRound, runRound, type RoundEvent } from '../src/rounds.js';
@@ -171,6 +172,22 @@ describe('runRound', () => {
     sim.misreport('percent-text');
     const outcome = await runRound(roundDeps(vendor, store, spool.path), fastSettings(), schedule);
     expect(outcome?.summary).toEqual({ total: 6, completed: 6, failed: 0, timeout: 0 });
+  });
+
+  it('stores the results even when the spool cannot be written (disk full, read-only)', async () => {
+    const logger = captureLogger();
+    const notADirectory = join(spool.path, 'file');
+    writeFileSync(notADirectory, '');
+    const outcome = await runRound(
+      roundDeps(vendor, store, notADirectory, { logger }),
+      fastSettings(),
+      schedule,
+    );
+    expect(outcome?.stored).toBe(true);
+    expect((await store.getRound(outcome?.roundId ?? ''))?.results).toHaveLength(6);
+    expect(logger.lines.find((l) => l.level === 'error')?.msg).toBe(
+      'could not spool round results; storing them without a local copy',
+    );
   });
 
   it('rides out 5xx answers to progress queries: the next poll asks again', async () => {

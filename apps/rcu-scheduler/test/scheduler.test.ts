@@ -102,6 +102,24 @@ describe('scheduler', () => {
     }
   });
 
+  it('logs an idle database connection the server dropped, and the process lives on', async () => {
+    const server = new URL(database.url);
+    const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const db = await openRcuDatabase(
+      { DATABASE_URL: proxy.via(database.url), DATA_DIR: spool.path, MIGRATE_ON_START: false },
+      { logger: { warn: (obj, msg) => warnings.push({ obj, msg }) } },
+    );
+    try {
+      proxy.cut(); // the pool's idle connection from the start-up check is reset
+      await waitFor(() => warnings.length > 0);
+      expect(warnings[0]?.msg).toBe('idle database connection failed');
+    } finally {
+      await db.close();
+      await proxy.close();
+    }
+  });
+
   it('lets exactly one of two instances run a slot, even when they tick one after the other', async () => {
     const [a, b] = [await instance(), await instance()];
     const slot = slotOf(Date.now(), 60_000) + 10 * 60_000;
