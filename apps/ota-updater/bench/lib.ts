@@ -136,7 +136,7 @@ export async function startService(
   };
 }
 
-/** The node flags of ExecStart in infra/systemd/ota-updater.service: the bench measures what the printer runs. */
+/** The node flags of ExecStart in deploy/tope-updater.service: the bench measures what the printer runs. */
 export const PRODUCTION_NODE_ARGS = ['--max-semi-space-size=1'];
 
 /**
