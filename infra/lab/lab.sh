@@ -307,14 +307,18 @@ write_pg_settings() {
   data="$(ndir "$node")/pg/data"
   cat >>"$data/postgresql.conf" <<EOF
 
-# ha-lab $node
-listen_addresses = '$(node_ip "$node")'
+# ha-lab $node: every address of the namespace, so clients reach the primary through the VIP
+listen_addresses = '*'
 port = $PG_PORT
 unix_socket_directories = '$(ndir "$node")/pg/sock'
 cluster_name = '$node'
 wal_level = replica
 wal_log_hints = on
 max_wal_senders = 5
+# A peer cut off (link down) is noticed in seconds, so a clean stop of the primary for a
+# switchover is not held up by a WAL sender waiting on a dead connection.
+wal_sender_timeout = 5s
+wal_receiver_timeout = 5s
 hot_standby = on
 fsync = off
 shared_buffers = 16MB
@@ -442,6 +446,9 @@ write_agent_config() {
     "dump": ["$PG_BIN/pg_dump"],
     "restore": ["$PG_BIN/pg_restore"],
     "ctl": ["runuser", "-u", "postgres", "--", "$PG_BIN/pg_ctl", "-D", "$d/pg/data", "-l", "$d/logs/postgres.log"],
+    "dataDir": "$d/pg/data",
+    "controldata": ["runuser", "-u", "postgres", "--", "$PG_BIN/pg_controldata"],
+    "rewind": ["runuser", "-u", "postgres", "--", "$PG_BIN/pg_rewind"],
     "host": "$ip",
     "port": $PG_PORT,
     "user": "postgres",

@@ -34,8 +34,9 @@ export async function agentCall<T = Record<string, unknown>>(
   id: LabNodeId,
   op: string,
   args: Record<string, unknown> = {},
+  timeoutMs = 20_000,
 ): Promise<T> {
-  const request = { op, args, timeoutMs: 20_000, requestId: `lab-${id}-${op}-${Date.now()}` };
+  const request = { op, args, timeoutMs, requestId: `lab-${id}-${op}-${Date.now()}` };
   const result = await lab.exec(id, lab.agentCommand(id), { input: `${JSON.stringify(request)}\n` });
   const line = result.stdout.trim().split('\n').at(-1) ?? '';
   let answer: { ok?: boolean; result?: T; error?: { message: string } };
@@ -69,7 +70,9 @@ export async function appHealth(lab: Lab, id: LabNodeId): Promise<AppHealth> {
 export interface PairState {
   apps: Record<LabNodeId, AppHealth>;
   vipHolders: LabNodeId[];
-  /** `application_name state sync_state` rows of pg_stat_replication on node-a (the database primary). */
+  /** Which node's database is the primary (not in recovery); null when none or both. */
+  databasePrimary: LabNodeId | null;
+  /** `application_name state sync_state` rows of pg_stat_replication on the database primary. */
   replication: string;
   /** Whether the standby has replayed everything the primary sent. */
   replicationCaughtUp: boolean;
@@ -92,23 +95,89 @@ export async function readPair(lab: Lab): Promise<PairState> {
       (await lab.systemctl(id, 'is-active', lab.syncUnit)).stdout.trim().split('\n').at(-1) === 'active';
     configDigests[id] = (await agentCall<{ digest: string }>(lab, id, 'config.checksums')).digest;
   }
+  const databasePrimary = await databasePrimaryOf(lab);
+  const on = databasePrimary ?? 'node-a';
   const replication = await lab.psql(
-    'node-a',
+    on,
     "select application_name || ' ' || state || ' ' || sync_state from pg_stat_replication",
   );
-  const caughtUp = await lab.psql(
-    'node-a',
-    'select coalesce(bool_and(replay_lsn = pg_current_wal_lsn()), false) from pg_stat_replication',
-  );
+  const caughtUp = await eventually('the standby to replay what the primary sent', 10_000, async () =>
+    (await lab.psql(
+      on,
+      'select coalesce(bool_and(replay_lsn = pg_current_wal_lsn()), false) from pg_stat_replication',
+    )) === 't'
+      ? true
+      : undefined,
+  ).catch(() => false);
   return {
+    databasePrimary,
     apps,
     vipHolders: await lab.vipHolders(),
     replication,
-    replicationCaughtUp: caughtUp === 't',
+    replicationCaughtUp: caughtUp,
     rsync,
     rsyncUnitActive,
     configDigests,
   };
+}
+
+export type DatabaseRole = 'primary' | 'standby' | 'down';
+
+export async function databaseRole(lab: Lab, id: LabNodeId): Promise<DatabaseRole> {
+  try {
+    return (await lab.psql(id, 'select pg_is_in_recovery()')) === 't' ? 'standby' : 'primary';
+  } catch {
+    return 'down';
+  }
+}
+
+/** The node whose database is the only primary, or null. */
+export async function databasePrimaryOf(lab: Lab): Promise<LabNodeId | null> {
+  const primaries: LabNodeId[] = [];
+  for (const id of LAB_NODE_IDS) if ((await databaseRole(lab, id)) === 'primary') primaries.push(id);
+  return primaries.length === 1 ? (primaries[0] ?? null) : null;
+}
+
+/**
+ * The database pair back to node-a primary, node-b streaming from it, through the node agents'
+ * own switchover operations (fence, promote, follow with pg_rewind).
+ */
+export async function resetDatabase(lab: Lab): Promise<void> {
+  const slow = 60_000;
+  if ((await databaseRole(lab, 'node-a')) === 'down')
+    await agentCall(lab, 'node-a', 'database.unfence', {}, slow);
+  await lab.psql('node-b', 'select pg_wal_replay_resume()').catch(() => undefined);
+  if ((await databaseRole(lab, 'node-a')) === 'standby') {
+    if ((await databaseRole(lab, 'node-b')) === 'primary') {
+      // As the orchestrator does it: node-a must have everything node-b has before it is promoted.
+      const receiving = await eventually('node-a streaming from node-b', 30_000, async () =>
+        (await lab.psql('node-a', 'select status from pg_stat_wal_receiver')) === 'streaming'
+          ? true
+          : undefined,
+      ).catch(() => false);
+      const { lastLsn } = await agentCall<{ lastLsn: string }>(lab, 'node-b', 'database.fence', {}, slow);
+      if (receiving)
+        await eventually(`node-a to replay past ${lastLsn}`, 30_000, async () =>
+          (await lab.psql('node-a', `select pg_last_wal_replay_lsn() > '${lastLsn}'::pg_lsn`)) === 't'
+            ? true
+            : undefined,
+        );
+    }
+    await agentCall(lab, 'node-a', 'database.promote', {}, slow);
+  }
+  const streaming = async (): Promise<boolean> =>
+    (await lab.psql(
+      'node-a',
+      "select count(*) from pg_stat_replication where application_name = 'node-b' and state = 'streaming'",
+    )) === '1';
+  if (!(await streaming()))
+    await agentCall(
+      lab,
+      'node-b',
+      'database.follow',
+      { primaryHost: lab.node('node-a').ip, primaryPort: lab.pgPort },
+      slow,
+    );
 }
 
 /**
@@ -121,6 +190,7 @@ export async function resetLab(lab: Lab): Promise<void> {
   for (const node of lab.nodes) {
     await runCommand('ip', ['-n', node.namespace, 'link', 'set', 'eth0', 'up'], { timeoutMs: 5000 });
   }
+  await resetDatabase(lab);
   const priorities = await lab.priorities();
   const initial = {
     'node-a': lab.node('node-a').initialPriority,

@@ -18,6 +18,8 @@ export function createSigningKeys(): SigningKeys {
 export interface SchemaScript {
   path: string;
   sql: string;
+  /** The script that undoes it (the package is refused without one). */
+  rollback: { path: string; sql: string };
 }
 
 export interface PackageSpec {
@@ -44,13 +46,20 @@ export function buildSignedPackage(spec: PackageSpec, keys: SigningKeys): Signed
     version: spec.version,
     jar: 'app.jar',
     jarSha256: sha256(spec.jar),
-    schemaScripts: scripts.map((s) => ({ path: s.path, sha256: sha256(s.sql) })),
+    schemaScripts: scripts.map((s) => ({
+      path: s.path,
+      sha256: sha256(s.sql),
+      rollback: { path: s.rollback.path, sha256: sha256(s.rollback.sql) },
+    })),
     ...(spec.minFromVersion === undefined ? {} : { minFromVersion: spec.minFromVersion }),
   };
   const zip = writeZip([
     { name: 'manifest.json', data: Buffer.from(JSON.stringify(manifest, null, 2)) },
     { name: 'app.jar', data: spec.jar },
-    ...scripts.map((s) => ({ name: s.path, data: Buffer.from(s.sql) })),
+    ...scripts.flatMap((s) => [
+      { name: s.path, data: Buffer.from(s.sql) },
+      { name: s.rollback.path, data: Buffer.from(s.rollback.sql) },
+    ]),
   ]);
   return { version: spec.version, zip, signature: sign(null, zip, keys.privateKey).toString('base64') };
 }

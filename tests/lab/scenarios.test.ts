@@ -5,9 +5,10 @@
 //   LAB_ADVERT_INT=1 pnpm --filter @upgrade/tests test -- scenarios   (default advert_int 0.1)
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { appHealth, eventually, readPair, resetLab } from './cluster.js';
+import { agentCall, appHealth, databasePrimaryOf, eventually, readPair, resetLab } from './cluster.js';
 import { checkLab, standInJar, startLab, stopLab, type Lab, type LabOptions } from './lab.js';
 import { formatLoadReport, startLoad, type LoadReport } from './load.js';
+import { formatWriterReport, startWriter, type WriterReport } from './pg-writer.js';
 import {
   ORCHESTRATOR_CLI,
   startOrchestrator,
@@ -44,6 +45,11 @@ const UPGRADE: UpgradeParameters = {
   upgradeTimeoutMs: 120_000,
 };
 
+/**
+ * Upgrades in a row in scenario 9 (LAB_UPGRADE_ROUNDS): 15 shows priorities that never drift; the old
+ * ratchet (+10 per upgrade from 150) failed at the 11th. About 10 s each on an idle machine.
+ */
+const ROUNDS = Number(process.env.LAB_UPGRADE_ROUNDS ?? 15);
 const OLD = '1.0.0';
 const NEW = '2.0.0';
 /** The application's table before the upgrade (created in beforeAll), and the release's schema change. */
@@ -56,8 +62,16 @@ const SCHEMA = [
       `alter table ${APP_TABLE} add column upgraded_to text; ` +
       `update ${APP_TABLE} set upgraded_to = '${NEW}'; ` +
       `create table ${NEW_TABLE} (id serial primary key, note text);`,
+    // Expand/contract: the rollback removes what the release added and nothing else, so rows
+    // written meanwhile stay.
+    rollback: {
+      path: 'sql/001_add_upgraded_to.rollback.sql',
+      sql: `drop table if exists ${NEW_TABLE}; alter table ${APP_TABLE} drop column if exists upgraded_to;`,
+    },
   },
 ];
+/** The table the client writes to through the VIP, one row per acknowledged insert. */
+const WRITES_TABLE = 'client_writes';
 /** How many of the schema change's two objects (a new column, a new table) exist: 0 or 2. */
 const SCHEMA_CHANGE_OBJECTS =
   `select (select count(*) from information_schema.columns ` +
@@ -81,8 +95,13 @@ const COMPLETE_STEPS = [
   'standby.install node-b',
   'standby.start node-b',
   'standby.health node-b',
+  'database.fence node-a',
+  'database.catch_up node-b',
+  'database.promote node-b',
   'vip.switch node-b',
   'vip.health node-b',
+  'database.follow node-a',
+  'database.replication',
   'master.replication node-a',
   'master.stage node-a',
   'master.stop node-a',
@@ -120,7 +139,8 @@ describe.skipIf(!availability.ok)(
       await lab.psql(
         'node-a',
         `create table ${APP_TABLE} (key text primary key, value text); ` +
-          `insert into ${APP_TABLE} values ('greeting', 'hello')`,
+          `insert into ${APP_TABLE} values ('greeting', 'hello'); ` +
+          `create table ${WRITES_TABLE} (id int primary key)`,
       );
       orchestrator = await startOrchestrator({ lab, keys, upgrade: UPGRADE });
       console.log(
@@ -140,16 +160,48 @@ describe.skipIf(!availability.ok)(
       // primary leaves the change in place.
       await lab.psql(
         'node-a',
-        `alter table ${APP_TABLE} drop column if exists upgraded_to; drop table if exists ${NEW_TABLE}`,
+        `alter table ${APP_TABLE} drop column if exists upgraded_to; drop table if exists ${NEW_TABLE}; ` +
+          `truncate ${WRITES_TABLE}`,
       );
     }, 60_000);
+
+    const startClientWrites = () =>
+      startWriter({
+        host: lab.vip,
+        port: lab.pgPort,
+        database: 'app',
+        user: 'postgres',
+        table: WRITES_TABLE,
+        intervalMs: 50,
+        timeoutMs: 1000,
+      });
+
+    /** Acknowledged writes vs rows present on the database primary; every acknowledged id must be there. */
+    async function checkWrites(writes: WriterReport, label: string): Promise<string> {
+      const primary = (await databasePrimaryOf(lab)) ?? 'node-a';
+      const ids = new Set(
+        (await lab.psql(primary, `select coalesce(string_agg(id::text, ','), '') from ${WRITES_TABLE}`))
+          .split(',')
+          .filter((x) => x !== '')
+          .map(Number),
+      );
+      const line = `${label}: writes through the VIP: ${formatWriterReport(writes, ids.size)}`;
+      console.log(line);
+      expect(
+        writes.acked.filter((id) => !ids.has(id)),
+        `${label}: acknowledged writes missing`,
+      ).toEqual([]);
+      expect(writes.acked.length).toBeGreaterThan(0);
+      return line;
+    }
 
     /** Triggers `pkg` with load on the VIP; returns the final progress and the load report. */
     async function upgradeUnderLoad(
       pkg: SignedPackage,
       during?: (taskId: string) => Promise<void>,
-    ): Promise<{ taskId: string; final: Progress; load: LoadReport; wallMs: number }> {
+    ): Promise<{ taskId: string; final: Progress; load: LoadReport; writes: WriterReport; wallMs: number }> {
       const load = startLoad({ url: `${lab.vipUrl}/`, intervalMs: 20, timeoutMs: 1000 });
+      const writer = startClientWrites();
       try {
         const started = Date.now();
         const trigger = await orchestrator.trigger(pkg);
@@ -157,9 +209,16 @@ describe.skipIf(!availability.ok)(
         const taskId = trigger.body.task_id;
         await during?.(taskId);
         const final = await orchestrator.waitFinal(taskId, 180_000);
-        return { taskId, final, load: await load.stop(), wallMs: Date.now() - started };
+        return {
+          taskId,
+          final,
+          load: await load.stop(),
+          writes: await writer.stop(),
+          wallMs: Date.now() - started,
+        };
       } catch (error) {
         await load.stop();
+        await writer.stop();
         throw error;
       }
     }
@@ -205,8 +264,11 @@ describe.skipIf(!availability.ok)(
       expect(pair.apps['node-a']).toMatchObject({ status: 200, version: NEW });
       expect(pair.apps['node-b']).toMatchObject({ status: 200, version: NEW });
       expect(pair.vipHolders).toEqual(['node-b']);
-      expect(pair.replication).toBe('node-b streaming async');
+      // The database primary moved with the VIP; the former primary streams from it.
+      expect(pair.databasePrimary).toBe('node-b');
+      expect(pair.replication).toBe('node-a streaming async');
       expect(pair.replicationCaughtUp).toBe(true);
+      await checkWrites(run.writes, 'scenario 1');
       expect(await lab.psql('node-b', `select upgraded_to from ${APP_TABLE}`)).toBe(NEW);
       expect(await lab.psql('node-b', SCHEMA_CHANGE_OBJECTS)).toBe('2');
       expect(pair.rsyncUnitActive).toEqual({ 'node-a': true, 'node-b': true });
@@ -229,7 +291,9 @@ describe.skipIf(!availability.ok)(
       const steps = final.finished_steps.map((s) => `${stepName(s)} ${s.status}`);
       expect(steps).toContain('standby.health node-b failed');
       expect(steps).toContain('rollback.restore node-b succeeded');
-      expect(steps).toContain('rollback.database node-a succeeded');
+      // The schema change undone by the package's rollback script, not by a restore of the live database.
+      expect(steps).toContain('rollback.schema node-a succeeded');
+      expect(steps.filter((s) => s.startsWith('rollback.database'))).toEqual([]);
       expect(steps.filter((s) => s.startsWith('vip.'))).toEqual([]);
       expect(steps.filter((s) => s.startsWith('rollback.rsync_resume'))).toEqual([
         'rollback.rsync_resume node-a succeeded',
@@ -240,20 +304,19 @@ describe.skipIf(!availability.ok)(
       expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
       expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
       expect(pair.vipHolders).toEqual(['node-a']);
-      // Every answer came from node-a. The application on node-a is stopped while its database is
-      // restored (the schema change is undone), so clients see refused connections then, but the
-      // VIP itself never went anywhere: no request timed out.
+      // Every answer came from node-a, which was never stopped: the schema rollback runs beside the
+      // live application.
       expect(run.load.byNode).toEqual({ 'node-a': run.load.ok });
-      expect(Object.keys(run.load.errors).filter((e) => e !== 'ECONNREFUSED' && e !== 'ECONNRESET')).toEqual(
-        [],
-      );
+      expect(run.load.failed).toBe(0);
+      await checkWrites(run.writes, 'scenario 2');
+      expect(run.writes.failed).toBe(0);
       expect(pair.rsyncUnitActive['node-b']).toBe(true);
       expect(pair.rsync['node-b']).toMatchObject({ paused: false });
       // The schema change (new column and new table) was undone with the database restore, and the
       // standby followed.
       expect(await lab.psql('node-a', SCHEMA_CHANGE_OBJECTS)).toBe('0');
       expect(await lab.psql('node-a', `select value from ${APP_TABLE} where key = 'greeting'`)).toBe('hello');
-      await eventually('the standby to follow the restore', 10_000, async () =>
+      await eventually('the standby to follow the rollback script', 10_000, async () =>
         (await lab.psql('node-b', SCHEMA_CHANGE_OBJECTS)) === '0' ? true : undefined,
       );
       expect(pair.replication).toBe('node-b streaming async');
@@ -285,6 +348,10 @@ describe.skipIf(!availability.ok)(
         expect(steps).toContain('vip.switch node-b succeeded');
         expect(steps).toContain('rollback.restore node-b succeeded');
         expect(steps).toContain('rollback.vip node-a skipped');
+        // The database primary moved to node-b with the VIP and stays there with it.
+        expect(steps).toContain('rollback.database_promote node-a skipped');
+        expect(steps).toContain('rollback.schema node-b succeeded');
+        await checkWrites(run.writes, 'scenario 3');
         expect(steps).toContain('rollback.rsync_resume node-a skipped');
         expect(steps).toContain('rollback.rsync_resume node-b succeeded');
         expect(final.primary_after).toBe('node-b');
@@ -334,6 +401,7 @@ describe.skipIf(!availability.ok)(
       expect(pair.replication).toBe('node-b streaming async');
       expect(run.load.byNode).toEqual({ 'node-a': run.load.ok });
       expect(run.load.failed).toBe(0);
+      await checkWrites(run.writes, 'scenario 4');
     }, 240_000);
 
     it('5. restore from backup after a completed upgrade: both nodes back on the old version', async () => {
@@ -350,10 +418,143 @@ describe.skipIf(!availability.ok)(
       expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
       expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
       expect(pair.rsync['node-b']).toMatchObject({ paused: false });
-      expect(pair.replication).toBe('node-b streaming async');
-      expect(await lab.psql('node-a', SCHEMA_CHANGE_OBJECTS)).toBe('0');
+      // The database primary stayed with the VIP on node-b; the restore replaced it there and
+      // node-a follows it.
+      expect(pair.databasePrimary).toBe('node-b');
+      expect(pair.replication).toBe('node-a streaming async');
+      expect(await lab.psql('node-b', SCHEMA_CHANGE_OBJECTS)).toBe('0');
       const logs = await orchestrator.logs(run.taskId);
       expect(logs.some((l) => l.message.includes('restore from the backups'))).toBe(true);
+      expect(logs.some((l) => l.message.includes('writes were fenced on both nodes'))).toBe(true);
     }, 240_000);
+
+    /** Runs a trigger that the pre-checks must refuse; returns the final progress and the writes. */
+    async function refusedUnderWrites(label: string): Promise<{ final: Progress; writes: WriterReport }> {
+      const writer = startClientWrites();
+      let final: Progress;
+      try {
+        const trigger = await orchestrator.trigger(release(standInJar(NEW)));
+        expect(trigger.status, JSON.stringify(trigger.body)).toBe(201);
+        final = await orchestrator.waitFinal(trigger.body.task_id, 60_000);
+      } catch (error) {
+        await writer.stop();
+        throw error;
+      }
+      const writes = await writer.stop();
+      await checkWrites(writes, label);
+      expect(writes.failed, `${label}: failed writes`).toBe(0);
+      return { final, writes };
+    }
+
+    const expectNothingChanged = async (final: Progress): Promise<void> => {
+      expect(final.finished_steps.map((s) => `${stepName(s)} ${s.status}`)).toEqual(['prepare.check failed']);
+      expect(final.last_message).toContain('nothing was changed');
+      const pair = await readPair(lab);
+      expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.vipHolders).toEqual(['node-a']);
+      expect(await lab.psql('node-a', SCHEMA_CHANGE_OBJECTS)).toBe('0');
+    };
+
+    it("6. broken replication (the standby's primary_conninfo emptied): refused before any change", async () => {
+      await lab.psql('node-b', "alter system set primary_conninfo = ''");
+      await lab.psql('node-b', 'select pg_reload_conf()');
+      await eventually('node-b to stop streaming', 15_000, async () =>
+        (await lab.psql('node-a', 'select count(*) from pg_stat_replication')) === '0' ? true : undefined,
+      );
+      const { final } = await refusedUnderWrites('scenario 6');
+      console.log(`scenario 6: ${final.state}: ${final.error?.message ?? ''}`);
+      expect(final.state).toBe('FAILED');
+      expect(final.error?.message).toMatch(
+        /^pre-check replication\.connected failed: no standby streams from primary node-a/,
+      );
+      await expectNothingChanged(final);
+    }, 120_000);
+
+    it('7. a lagging standby (replay paused, ~35 MB written): refused before any change', async () => {
+      await lab.psql('node-b', 'select pg_wal_replay_pause()');
+      try {
+        await lab.psql(
+          'node-a',
+          "create table lag_filler as select g, repeat('x', 1000) as pad from generate_series(1, 30000) g",
+        );
+        const { final } = await refusedUnderWrites('scenario 7');
+        console.log(`scenario 7: ${final.state}: ${final.error?.message ?? ''}`);
+        expect(final.state).toBe('FAILED');
+        expect(final.error?.message).toMatch(
+          /^pre-check replication\.lag failed: standby node-b is \d+\.\d MiB behind \(bound 16\.0 MiB\)/,
+        );
+        await expectNothingChanged(final);
+      } finally {
+        await lab.psql('node-b', 'select pg_wal_replay_resume()');
+        await lab.psql('node-a', 'drop table if exists lag_filler');
+      }
+    }, 120_000);
+
+    it('8. cancel after the switchover: the database primary and the VIP move back, the schema rollback runs, no acknowledged write lost', async () => {
+      const run = await upgradeUnderLoad(release(standInJar(NEW)), async (taskId) => {
+        await orchestrator.waitFor(taskId, (p) => p.state === 'UPGRADE_MASTER' || p.final, {
+          intervalMs: 50,
+          timeoutMs: 120_000,
+        });
+        const cancel = await orchestrator.cancel(taskId, 'change window over');
+        expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
+      });
+      console.log(`scenario 8: ${describeRun(run)}`);
+      const { final } = run;
+      expect(final.state, final.last_message ?? '').toBe('CANCELLED');
+      const steps = final.finished_steps.map((s) => `${stepName(s)} ${s.status}`);
+      expect(steps.some((s) => s.endsWith('failed'))).toBe(false);
+      expect(steps).toContain('rollback.database_promote node-a succeeded');
+      expect(steps).toContain('rollback.schema node-a succeeded');
+      const pair = await readPair(lab);
+      expect(pair.vipHolders).toEqual(['node-a']);
+      expect(pair.databasePrimary).toBe('node-a');
+      expect(pair.replication).toBe('node-b streaming async');
+      expect(pair.apps['node-a']).toMatchObject({ status: 200, version: OLD });
+      expect(pair.apps['node-b']).toMatchObject({ status: 200, version: OLD });
+      expect(await lab.psql('node-a', SCHEMA_CHANGE_OBJECTS)).toBe('0');
+      await checkWrites(run.writes, 'scenario 8');
+    }, 240_000);
+
+    it(
+      `9. ${ROUNDS} upgrades back and forth: priorities only swap (never a limit), the database primary always on the VIP holder`,
+      async () => {
+        const writer = startClientWrites();
+        const lines: string[] = [];
+        const started = Date.now();
+        try {
+          for (let i = 1; i <= ROUNDS; i++) {
+            const version = `3.${i}.0`;
+            const trigger = await orchestrator.trigger(
+              buildSignedPackage({ version, jar: standInJar(version) }, keys),
+            );
+            expect(trigger.status, JSON.stringify(trigger.body)).toBe(201);
+            const final = await orchestrator.waitFinal(trigger.body.task_id, 120_000);
+            expect(final.state, `${version}: ${final.last_message ?? ''}`).toBe('COMPLETE');
+            const priorities = await lab.priorities();
+            const holders = await lab.vipHolders();
+            const primary = await databasePrimaryOf(lab);
+            lines.push(
+              `${version} ${holders.join('+')} db ${primary ?? '?'} prio ${priorities['node-a']}/${priorities['node-b']}`,
+            );
+            expect(holders).toEqual([final.primary_after]);
+            expect(primary).toBe(final.primary_after);
+            expect(new Set(Object.values(priorities))).toEqual(new Set([150, 100]));
+          }
+        } finally {
+          const writes = await writer.stop();
+          console.log(`scenario 9 (${Date.now() - started} ms): ${lines.join('; ')}`);
+          await checkWrites(writes, 'scenario 9');
+        }
+        const status = await agentCall<{ role: string; connected: boolean }>(
+          lab,
+          'node-a',
+          'replication.status',
+        );
+        expect(status).toMatchObject({ connected: true });
+      },
+      ROUNDS * 90_000,
+    );
   },
 );
