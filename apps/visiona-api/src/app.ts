@@ -22,6 +22,8 @@ import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 export interface AppSettings {
   cookie: SessionCookie;
   loginRateLimit: LoginRateLimit;
+  /** Pairing attempts per client address and window. Default 30 a minute. */
+  pairRateLimit?: LoginRateLimit;
   pairingCodeTtlMs: number;
   /** Reported by /api/system/info. */
   phase: string;
@@ -52,7 +54,7 @@ export interface AppDeps {
   logger?: LoggerOption;
 }
 
-/** Pairing attempts per client address and minute. */
+/** Pairing attempts per client address and minute, unless configured. */
 const PAIR_RATE_LIMIT: LoginRateLimit = { max: 30, windowMs: 60_000 };
 
 /**
@@ -108,7 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
   });
   await app.register(modelRoutes, { models: stores.models, authenticate });
   await app.register(deviceRoutes, { devices: stores.devices, pairing, hub, authenticate });
-  await app.register(agentRoutes, { pairing, pairRateLimit: PAIR_RATE_LIMIT });
+  await app.register(agentRoutes, { pairing, pairRateLimit: settings.pairRateLimit ?? PAIR_RATE_LIMIT });
   await app.register(systemRoutes, {
     devices: stores.devices,
     hub,

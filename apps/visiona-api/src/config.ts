@@ -74,6 +74,13 @@ export const EnvSchema = Type.Object({
   }),
   LOGIN_RATE_LIMIT_WINDOW_MS: Ms(MINUTE, 'window of the login rate limit'),
   PAIRING_CODE_TTL_MS: Ms(10 * MINUTE, 'how long a pairing code can be redeemed'),
+  PAIRING_RATE_LIMIT_MAX: Type.Integer({
+    default: 30,
+    minimum: 1,
+    description:
+      'pairing attempts (POST /api/agent/pair) per client address within the window; raise it for bulk provisioning behind one NAT',
+  }),
+  PAIRING_RATE_LIMIT_WINDOW_MS: Ms(MINUTE, 'window of the pairing rate limit'),
   TUNNEL_HEARTBEAT_INTERVAL_MS: Ms(15_000, 'how often the tunnel pings each connected agent'),
   TUNNEL_REQUEST_TIMEOUT_MS: Ms(10_000, 'how long a request through the tunnel waits for the agent'),
   INSTANCE_ID: Type.Optional(

@@ -197,6 +197,7 @@ export function appSettings(config: Env): AppSettings {
       maxAgeMs: config.SESSION_ABSOLUTE_TTL_MS,
     },
     loginRateLimit: { max: config.LOGIN_RATE_LIMIT_MAX, windowMs: config.LOGIN_RATE_LIMIT_WINDOW_MS },
+    pairRateLimit: { max: config.PAIRING_RATE_LIMIT_MAX, windowMs: config.PAIRING_RATE_LIMIT_WINDOW_MS },
     pairingCodeTtlMs: config.PAIRING_CODE_TTL_MS,
     phase: config.PHASE,
     trustProxy: config.TRUST_PROXY,

@@ -18,7 +18,7 @@ import { createTunnelRouter } from './router.js';
 import type { AgentConnection, TunnelDeps, TunnelHub } from './types.js';
 
 const DEFAULT_HEARTBEAT_MS = 15_000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_RESPONSE_BYTES = 64 << 20;
 /** Upper bound of one WebSocket message; HTTP/2 frames are at most 16 KiB plus a header by default. */
 const MAX_WS_PAYLOAD = 1 << 20;
