@@ -34,7 +34,7 @@ export interface TunnelDeps {
    * session token. A ping unanswered by the next beat closes the connection. Default 15 000 ms.
    */
   heartbeatIntervalMs?: number;
-  /** Per forwarded request unless the request sets its own. Default 30 000 ms. */
+  /** Per forwarded request unless the request sets its own. Default 10 000 ms. */
   requestTimeoutMs?: number;
   /** Largest response body an agent may send back, in bytes. Default 64 MiB. */
   maxResponseBytes?: number;
