@@ -188,6 +188,21 @@ async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
   for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
 }
 
+/**
+ * Settings that work but surprise: said once at start-up. A Secure session cookie is sent back by
+ * browsers over HTTPS only, so with no TLS in front (no TRUST_PROXY declared) sign-in over plain
+ * HTTP appears to work and the next call answers 401.
+ */
+export function configWarnings(config: Env): string[] {
+  const warnings: string[] = [];
+  if (config.SESSION_COOKIE_SECURE && config.TRUST_PROXY === false) {
+    warnings.push(
+      'SESSION_COOKIE_SECURE is true and no TLS proxy is declared (TRUST_PROXY): browsers return the session cookie over HTTPS only, so a sign-in over plain http:// is followed by 401. Serve the API over HTTPS, or set SESSION_COOKIE_SECURE=false on a trusted plain-HTTP network',
+    );
+  }
+  return warnings;
+}
+
 /** The app's settings from the configuration. */
 export function appSettings(config: Env): AppSettings {
   return {
@@ -254,7 +269,7 @@ export async function startVisionaApi(
   backendLog.attach(app.log);
   // After the tunnel and in-flight requests: they may still touch the stores.
   app.addHook('onClose', () => backends.close());
-  for (const warning of backends.warnings) app.log.warn(warning);
+  for (const warning of [...backends.warnings, ...configWarnings(config)]) app.log.warn(warning);
   const { address, stop: removeSignalHandlers } = await listenAndServe(
     app,
     { port: config.PORT, host: config.HOST },

@@ -1,7 +1,8 @@
-// The pairing rate limit is configurable: bulk provisioning behind one NAT raises it.
+// Settings as the operator sets them: the pairing rate limit (raised for bulk provisioning behind
+// one NAT) and the warnings said at start-up.
 import { describe, expect, it } from 'vitest';
 import { loadVisionaConfig } from '../src/config.js';
-import { appSettings } from '../src/main.js';
+import { appSettings, configWarnings } from '../src/main.js';
 import { Client, startTestApi } from './helpers.js';
 
 describe('pairing rate limit', () => {
@@ -29,5 +30,15 @@ describe('pairing rate limit', () => {
     } finally {
       await api.close();
     }
+  });
+});
+
+describe('start-up warnings', () => {
+  it('say loudly that a Secure cookie without a declared TLS proxy breaks sign-in over plain HTTP', () => {
+    expect(configWarnings(loadVisionaConfig({}))).toEqual([
+      expect.stringContaining('browsers return the session cookie over HTTPS only'),
+    ]);
+    expect(configWarnings(loadVisionaConfig({ TRUST_PROXY: 'true' }))).toEqual([]);
+    expect(configWarnings(loadVisionaConfig({ SESSION_COOKIE_SECURE: 'false' }))).toEqual([]);
   });
 });
