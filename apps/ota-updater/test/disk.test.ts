@@ -156,8 +156,12 @@ describe('a 64 MiB install disk', () => {
     expect(end.stage).toBe('failed');
     expect(codeOf(end)).toBe('INSUFFICIENT_SPACE');
     expect(JSON.stringify(end.error)).toMatch(/unpacking 1\.1\.0/);
-    // Neither the package nor a half-unpacked version stays on the small disk.
-    expect(await readdir(join(root, '.ota', 'downloads'))).toEqual([]);
+    // Neither the package nor a half-unpacked version stays on the small disk. The package goes
+    // right after state.json stopped naming it, so just after the stage was published.
+    await waitFor(async () => (await readdir(join(root, '.ota', 'downloads'))).length === 0, {
+      timeoutMs: 5_000,
+      what: 'the rejected package to be deleted',
+    });
     expect((await readdir(join(root, 'versions'))).filter((n) => !n.startsWith('0.9'))).toEqual([]);
   }, 120_000);
 
