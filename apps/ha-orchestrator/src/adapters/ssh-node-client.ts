@@ -276,6 +276,14 @@ export function createSshNodeClient(options: SshNodeOptions): NodeClient {
       channel.stderr.on('data', (chunk: Buffer) => {
         if (stderr.length < MAX_STDERR) stderr += chunk.toString('utf8');
       });
+      // A channel torn down under a write (the connection lost) emits 'error': the call fails as
+      // unreachable instead of the error ending the process. The stderr side only loses text.
+      channel.on('error', (error: Error) =>
+        finish(() =>
+          reject(unreachable(`channel failed before the agent answered: ${error.message}`, error)),
+        ),
+      );
+      channel.stderr.on('error', () => undefined);
       channel.on('exit', (code: number | null) => {
         exitCode = code;
       });
@@ -371,7 +379,18 @@ export function createSshNodeClient(options: SshNodeOptions): NodeClient {
   const openSftp = (client: Client): Promise<SFTPWrapper> =>
     new Promise((resolve, reject) => {
       try {
-        client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp)));
+        client.sftp((error, sftp) => {
+          if (error) {
+            reject(error);
+            return;
+          }
+          // Errors of the session itself surface through the pending operation (pipeline, rename);
+          // one arriving between operations is logged here rather than ending the process.
+          sftp.on('error', (e: Error) =>
+            log?.warn({ node: options.id, err: e.message }, 'SFTP session error'),
+          );
+          resolve(sftp);
+        });
       } catch (error) {
         reject(error instanceof Error ? error : new Error(String(error)));
       }

@@ -34,6 +34,7 @@ const QUICK_OPS: ReadonlySet<AgentOp> = new Set<AgentOp>([
   'config.unlock',
   'service.status',
   'replication.status',
+  'backup.space',
   'staging.clean',
 ]);
 
