@@ -102,8 +102,8 @@ export const DEFAULT_UPGRADE_CONFIG: UpgradeConfig = {
 
 /**
  * Replication bounds, backup space and who moves the database primary. Part of the upgrade
- * parameters like the rest; until upgrade_config has columns for them, a store answers without
- * them and the defaults apply (resolveFlowConfig).
+ * parameters like the rest (upgrade_config columns since migration 0002); a caller that passes
+ * the flow only an UpgradeConfig gets their defaults (resolveFlowConfig).
  */
 export interface SafetySettings {
   /**
@@ -129,14 +129,44 @@ export const DEFAULT_SAFETY_SETTINGS: SafetySettings = {
   databaseSwitchover: 1,
 };
 
-/** Every parameter the flow reads. */
+/** Every parameter the flow reads: what the upgrade_config store holds. */
 export type FlowConfig = UpgradeConfig & SafetySettings;
+
+export const DEFAULT_FLOW_CONFIG: FlowConfig = { ...DEFAULT_UPGRADE_CONFIG, ...DEFAULT_SAFETY_SETTINGS };
+
+/** The largest value of an integer column (the timeouts and counts of upgrade_config). */
+const INT4_MAX = 2_147_483_647;
+
+/** Parameters that must be > 0 (a zero bound or margin would refuse every upgrade or none). */
+const POSITIVE_KEYS: ReadonlySet<keyof FlowConfig> = new Set<keyof FlowConfig>([
+  'replicationMaxLagBytes',
+  'replicationMaxLagMs',
+  'backupSpaceMarginBytes',
+]);
+
+/**
+ * Why `value` cannot be stored as parameter `key`, or undefined when it can: databaseSwitchover
+ * is 0 or 1, the lag bounds and the backup margin are whole numbers > 0 (up to
+ * Number.MAX_SAFE_INTEGER), every other parameter a whole number from 0 to 2147483647 (its column).
+ *
+ * @example flowConfigValueProblem('databaseSwitchover', 2) // 'databaseSwitchover must be 0 or 1, got 2'
+ */
+export function flowConfigValueProblem(key: keyof FlowConfig, value: number): string | undefined {
+  if (key === 'databaseSwitchover')
+    return value === 0 || value === 1 ? undefined : `${key} must be 0 or 1, got ${value}`;
+  if (POSITIVE_KEYS.has(key))
+    return Number.isSafeInteger(value) && value > 0
+      ? undefined
+      : `${key} must be a whole number > 0, got ${value}`;
+  return Number.isInteger(value) && value >= 0 && value <= INT4_MAX
+    ? undefined
+    : `${key} must be a whole number from 0 to ${INT4_MAX}, got ${value}`;
+}
 
 /** The parameters as given, with every missing or non-numeric value set to its default. */
 export function resolveFlowConfig(config: Partial<FlowConfig>): FlowConfig {
-  const defaults: FlowConfig = { ...DEFAULT_UPGRADE_CONFIG, ...DEFAULT_SAFETY_SETTINGS };
-  const resolved = { ...defaults };
-  for (const key of Object.keys(defaults) as (keyof FlowConfig)[]) {
+  const resolved = { ...DEFAULT_FLOW_CONFIG };
+  for (const key of Object.keys(DEFAULT_FLOW_CONFIG) as (keyof FlowConfig)[]) {
     const value = config[key];
     if (typeof value === 'number' && Number.isFinite(value)) resolved[key] = value;
   }
@@ -340,8 +370,11 @@ export interface AuditTrail {
   steps(taskId: string): Promise<StepRecord[]>;
 }
 
-/** upgrade_config: one row of parameters (defaults when absent). */
+/**
+ * upgrade_config: one row of parameters (defaults when absent). `set` refuses a value
+ * flowConfigValueProblem names (VALIDATION_FAILED, nothing stored).
+ */
 export interface UpgradeConfigStore {
-  get(): Promise<UpgradeConfig>;
-  set(patch: Partial<UpgradeConfig>): Promise<UpgradeConfig>;
+  get(): Promise<FlowConfig>;
+  set(patch: Partial<FlowConfig>): Promise<FlowConfig>;
 }

@@ -14,8 +14,8 @@ import {
   FINAL_STATES,
   type AuditTrail,
   type Cluster,
+  type FlowConfig,
   type TaskStore,
-  type UpgradeConfig,
   type UpgradeConfigStore,
   type UpgradePackage,
   type UpgradeTask,
@@ -32,7 +32,7 @@ export interface FlowDeps {
   cluster: Cluster;
   tasks: TaskStore;
   audit: AuditTrail;
-  config: UpgradeConfig;
+  config: FlowConfig;
   clock: Clock;
   logger?: RunnerLogger;
 }

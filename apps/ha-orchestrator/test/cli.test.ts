@@ -70,6 +70,28 @@ describe('ha-orchestrator CLI', () => {
     expect(bad.stderr).toContain('known key');
   });
 
+  it('sets and shows the replication bounds and the switchover, refusing a bad value by its key', async () => {
+    const env = { DATABASE_URL: database.url };
+    const set = await runCli(
+      ['config', 'set', 'replication_max_lag_ms=2500', 'databaseSwitchover=false'],
+      env,
+    );
+    expect(set.code, set.stderr).toBe(0);
+    const show = await runCli(['config', 'show'], env);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/replicationMaxLagMs\s+2500\n/);
+    expect(show.stdout).toMatch(/databaseSwitchover\s+0\n/);
+    expect(show.stdout).toMatch(/replicationMaxLagBytes\s+16777216\s+\(default\)/);
+    const zero = await runCli(['config', 'set', 'backup_space_margin_bytes=0'], env);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('backupSpaceMarginBytes must be a whole number > 0');
+    const notBoolean = await runCli(['config', 'set', 'database_switchover=maybe'], env);
+    expect(notBoolean.code).toBe(2);
+    expect(notBoolean.stderr).toContain('databaseSwitchover must be 1, 0, true or false, got "maybe"');
+    const unchanged = await runCli(['config', 'show'], env);
+    expect(unchanged.stdout).toBe(show.stdout);
+  });
+
   it('exits 2 naming every problem when the configuration is bad', async () => {
     const result = await runCli(['serve'], { DATABASE_URL: database.url, PORT: 'eighty' });
     expect(result.code).toBe(2);

@@ -5,7 +5,7 @@ import { FakeClock } from '@upgrade/core';
 import { rejectionOf } from '@upgrade/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  DEFAULT_UPGRADE_CONFIG,
+  DEFAULT_FLOW_CONFIG,
   type AuditTrail,
   type LogRecord,
   type StepRecord,
@@ -330,12 +330,54 @@ export function describeStoreContract(name: string, open: () => Promise<StoreTar
 
     describe('upgrade config', () => {
       it('reads the defaults until something is set, then merges patches', async () => {
-        expect(await stores.config.get()).toEqual(DEFAULT_UPGRADE_CONFIG);
+        expect(await stores.config.get()).toEqual(DEFAULT_FLOW_CONFIG);
         const first = await stores.config.set({ vipSwitchTimeoutMs: 45_000, backupRetention: 2 });
-        expect(first).toEqual({ ...DEFAULT_UPGRADE_CONFIG, vipSwitchTimeoutMs: 45_000, backupRetention: 2 });
+        expect(first).toEqual({ ...DEFAULT_FLOW_CONFIG, vipSwitchTimeoutMs: 45_000, backupRetention: 2 });
         const second = await stores.config.set({ healthRetries: 5 });
         expect(second).toEqual({ ...first, healthRetries: 5 });
         expect(await stores.config.get()).toEqual(second);
+      });
+
+      it('holds the replication bounds, the backup margin and the switchover like the rest', async () => {
+        const set = await stores.config.set({
+          replicationMaxLagBytes: 64 * 1024 * 1024,
+          replicationMaxLagMs: 2_500,
+          // Above 2^32: a byte margin is not capped at an int column's size.
+          backupSpaceMarginBytes: 8 * 1024 ** 3,
+          databaseSwitchover: 0,
+        });
+        const expected = {
+          ...DEFAULT_FLOW_CONFIG,
+          replicationMaxLagBytes: 64 * 1024 * 1024,
+          replicationMaxLagMs: 2_500,
+          backupSpaceMarginBytes: 8 * 1024 ** 3,
+          databaseSwitchover: 0,
+        };
+        expect(set).toEqual(expected);
+        expect(await stores.config.get()).toEqual(expected);
+        expect(await stores.config.set({ databaseSwitchover: 1 })).toEqual({
+          ...expected,
+          databaseSwitchover: 1,
+        });
+      });
+
+      it.each([
+        [{ replicationMaxLagBytes: 0 }, 'replicationMaxLagBytes must be a whole number > 0'],
+        [{ replicationMaxLagMs: 1.5 }, 'replicationMaxLagMs must be a whole number > 0'],
+        [
+          { backupSpaceMarginBytes: Number.MAX_SAFE_INTEGER + 1 },
+          'backupSpaceMarginBytes must be a whole number > 0',
+        ],
+        [{ databaseSwitchover: 2 }, 'databaseSwitchover must be 0 or 1'],
+        [{ healthRetries: -1 }, 'healthRetries must be a whole number from 0 to 2147483647'],
+      ] as const)('refuses %o naming the key, and stores nothing of the patch', async (bad, message) => {
+        await stores.config.set({ replicationMaxLagMs: 4_000 });
+        const error = await stores.config
+          .set({ vipSwitchTimeoutMs: 41_000, ...bad })
+          .catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: 'VALIDATION_FAILED' });
+        expect((error as Error).message).toContain(message);
+        expect(await stores.config.get()).toEqual({ ...DEFAULT_FLOW_CONFIG, replicationMaxLagMs: 4_000 });
       });
     });
   });

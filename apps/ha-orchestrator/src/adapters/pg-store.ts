@@ -19,14 +19,15 @@ import {
 import type { ApiRequestLog, ApiRequestRecord } from '../http/request-log.js';
 import {
   DEFAULT_LOG_SOURCE,
-  DEFAULT_UPGRADE_CONFIG,
+  DEFAULT_FLOW_CONFIG,
+  flowConfigValueProblem,
   type AuditTrail,
   type BackupRecord,
   type LogRecord,
   type StepRecord,
   type TaskPatch,
   type TaskStore,
-  type UpgradeConfig,
+  type FlowConfig,
   type UpgradeConfigStore,
   type UpgradeTask,
 } from '../ports.js';
@@ -304,10 +305,21 @@ export function createPgAuditTrail(db: HaDatabase): AuditTrail {
 }
 
 const CONFIG_ROW = 1;
-const CONFIG_KEYS = Object.keys(DEFAULT_UPGRADE_CONFIG) as (keyof UpgradeConfig)[];
+const CONFIG_KEYS = Object.keys(DEFAULT_FLOW_CONFIG) as (keyof FlowConfig)[];
+
+type ConfigRow = typeof upgradeConfig.$inferSelect;
+type ConfigColumns = Partial<Omit<ConfigRow, 'id' | 'updatedAt'>>;
+
+/** A stored column as the parameter (databaseSwitchover's boolean as 1 / 0); null when unset. */
+function fromColumn(row: ConfigRow, key: keyof FlowConfig): number | null {
+  if (key === 'databaseSwitchover')
+    return row.databaseSwitchover === null ? null : Number(row.databaseSwitchover);
+  return row[key];
+}
 
 /**
  * upgrade_config on drizzle: one row; a column left null (or no row at all) reads as the default.
+ * Every value of a patch is checked (flowConfigValueProblem) before anything is written.
  *
  * @example await createPgUpgradeConfigStore(handle.db).set({ vipSwitchTimeoutMs: 45_000 })
  */
@@ -315,12 +327,12 @@ export function createPgUpgradeConfigStore(
   db: HaDatabase,
   now: () => Date = () => new Date(),
 ): UpgradeConfigStore {
-  const read = async (): Promise<UpgradeConfig> => {
+  const read = async (): Promise<FlowConfig> => {
     const [row] = await db.select().from(upgradeConfig).where(eq(upgradeConfig.id, CONFIG_ROW));
-    const config = { ...DEFAULT_UPGRADE_CONFIG };
+    const config = { ...DEFAULT_FLOW_CONFIG };
     if (row !== undefined) {
       for (const key of CONFIG_KEYS) {
-        const value = row[key];
+        const value = fromColumn(row, key);
         if (value !== null) config[key] = value;
       }
     }
@@ -330,13 +342,14 @@ export function createPgUpgradeConfigStore(
     get: () => translatePgErrors(read),
     set: (patch) =>
       translatePgErrors(async () => {
-        const values: Partial<Record<keyof UpgradeConfig, number>> = {};
+        const values: ConfigColumns = {};
         for (const key of CONFIG_KEYS) {
           const value = patch[key];
           if (value === undefined) continue;
-          if (!Number.isInteger(value) || value < 0)
-            throw new UpgradeError('VALIDATION_FAILED', `${key} must be a whole number >= 0, got ${value}`);
-          values[key] = value;
+          const problem = flowConfigValueProblem(key, value);
+          if (problem !== undefined) throw new UpgradeError('VALIDATION_FAILED', problem);
+          if (key === 'databaseSwitchover') values.databaseSwitchover = value === 1;
+          else values[key] = value;
         }
         const updatedAt = now();
         await db

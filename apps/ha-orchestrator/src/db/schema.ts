@@ -218,7 +218,7 @@ export const apiRequestLog = pgTable(
 
 /**
  * upgrade_config: one row (id 1) of upgrade parameters. A null column means "the built-in default"
- * (DEFAULT_UPGRADE_CONFIG), so a release can improve a default that was never set explicitly.
+ * (DEFAULT_FLOW_CONFIG), so a release can improve a default that was never set explicitly.
  */
 export const upgradeConfig = pgTable(
   'upgrade_config',
@@ -233,6 +233,12 @@ export const upgradeConfig = pgTable(
     healthyChecksRequired: integer('healthy_checks_required'),
     backupRetention: integer('backup_retention'),
     replicationTimeoutMs: integer('replication_timeout_ms'),
+    // The safety settings (SafetySettings): byte and ms bounds as bigint, so every value the
+    // store accepts (a safe integer) fits; the switchover as boolean (read as 1 / 0).
+    replicationMaxLagBytes: bigint('replication_max_lag_bytes', { mode: 'number' }),
+    replicationMaxLagMs: bigint('replication_max_lag_ms', { mode: 'number' }),
+    backupSpaceMarginBytes: bigint('backup_space_margin_bytes', { mode: 'number' }),
+    databaseSwitchover: boolean('database_switchover'),
     updatedAt: timestamptz('updated_at').notNull(),
   },
   (t) => [check('upgrade_config_single_row', sql`${t.id} = 1`)],

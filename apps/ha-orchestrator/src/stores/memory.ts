@@ -4,8 +4,9 @@
 import { UpgradeError, systemClock, type Clock } from '@upgrade/core';
 import {
   DEFAULT_LOG_SOURCE,
-  DEFAULT_UPGRADE_CONFIG,
+  DEFAULT_FLOW_CONFIG,
   FINAL_STATES,
+  flowConfigValueProblem,
   type AuditTrail,
   type BackupRecord,
   type ConfigSyncRecord,
@@ -18,7 +19,7 @@ import {
   type StepRecord,
   type TaskPatch,
   type TaskStore,
-  type UpgradeConfig,
+  type FlowConfig,
   type UpgradeConfigStore,
   type UpgradeTask,
   type VipSwitchRecord,
@@ -157,22 +158,27 @@ export function createMemoryAuditTrail(): AuditTrail {
   };
 }
 
-/** upgrade_config in memory: the defaults until a patch is set. */
-export function createMemoryConfigStore(initial: Partial<UpgradeConfig> = {}): UpgradeConfigStore {
-  let config: UpgradeConfig = { ...DEFAULT_UPGRADE_CONFIG, ...definedOnly(initial) };
+/** upgrade_config in memory: the defaults until a patch is set; a bad value is refused like in PostgreSQL. */
+export function createMemoryConfigStore(initial: Partial<FlowConfig> = {}): UpgradeConfigStore {
+  let config: FlowConfig = { ...DEFAULT_FLOW_CONFIG, ...definedOnly(initial) };
   return {
     async get() {
       return { ...config };
     },
     async set(patch) {
-      config = { ...config, ...definedOnly(patch) };
+      const defined = definedOnly(patch);
+      for (const [key, value] of Object.entries(defined) as [keyof FlowConfig, number][]) {
+        const problem = flowConfigValueProblem(key, value);
+        if (problem !== undefined) throw new UpgradeError('VALIDATION_FAILED', problem);
+      }
+      config = { ...config, ...defined };
       return { ...config };
     },
   };
 }
 
 /** The three memory stores together, sharing one clock. */
-export function createMemoryStores(options: MemoryStoreOptions & { config?: Partial<UpgradeConfig> } = {}): {
+export function createMemoryStores(options: MemoryStoreOptions & { config?: Partial<FlowConfig> } = {}): {
   tasks: TaskStore;
   audit: AuditTrail;
   config: UpgradeConfigStore;
