@@ -15,7 +15,7 @@ import { loadOtaConfig } from '../src/config.js';
 import { startOtaUpdater, type RunningOtaUpdater } from '../src/main.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
 import { writeAppPackage } from './package-fixtures.js';
-import { packageDigest, startPackageServer, type PackageServer } from './simulators/package-server.js';
+import { publishPackage, startPackageServer, type PackageServer } from './simulators/package-server.js';
 
 const run = promisify(execFile);
 const SCRIPTS = fileURLToPath(new URL('../scripts', import.meta.url));
@@ -92,16 +92,7 @@ describe('a 64 MiB install disk', () => {
       port: 1,
       extra: [{ name: 'app/bulk.bin', data: randomBytes(bulkBytes), compress: false }],
     });
-    const data = await readFile(pkg.path);
-    packages.setPackage(`/${version}.zip`, { data });
-    const digest = packageDigest({ data });
-    return {
-      version,
-      package_url: packages.urlOf(`/${version}.zip`),
-      package_name: `${version}.zip`,
-      package_size: digest.size,
-      package_md5: digest.md5,
-    };
+    return publishPackage(packages, version, await readFile(pkg.path));
   }
 
   async function ended(): Promise<Progress> {

@@ -13,7 +13,7 @@ import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
 import { writeAppPackage } from './package-fixtures.js';
 import { APP_DIR, isBuildFresh, startServiceProcess, type ServiceProcess } from './service-process.js';
 import { startDeviceApiSimulator, type DeviceApiSimulator } from './simulators/device-api.js';
-import { packageDigest, startPackageServer, type PackageServer } from './simulators/package-server.js';
+import { publishPackage, startPackageServer, type PackageServer } from './simulators/package-server.js';
 
 const execFileAsync = promisify(execFile);
 const INSTALL = join(APP_DIR, 'deploy', 'install.sh');
@@ -140,16 +140,7 @@ describe('deploy/install.sh under a temporary prefix', () => {
     };
     const publish = async (version: string, failHealth = false) => {
       const pkg = await writeAppPackage(base, { version, unit: UNIT, port, failHealth });
-      const data = await readFile(pkg.path);
-      packages.setPackage(`/${version}.zip`, { data });
-      const digest = packageDigest({ data });
-      return {
-        version,
-        package_url: packages.urlOf(`/${version}.zip`),
-        package_name: `${version}.zip`,
-        package_size: digest.size,
-        package_md5: digest.md5,
-      };
+      return publishPackage(packages, version, await readFile(pkg.path));
     };
 
     expect((await call('POST', '/api/v1.0/download', await publish('1.0.0'))).status).toBe(202);

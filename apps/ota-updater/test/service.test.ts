@@ -17,7 +17,7 @@ import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
 import type { WireProgress } from '../src/progress-wire.js';
 import { writeAppPackage, type AppPackageOptions } from './package-fixtures.js';
 import { startDeviceApiSimulator, type DeviceApiSimulator } from './simulators/device-api.js';
-import { packageDigest, startPackageServer, type PackageServer } from './simulators/package-server.js';
+import { publishPackage, startPackageServer, type PackageServer } from './simulators/package-server.js';
 
 const run = promisify(execFile);
 const SCRIPTS = fileURLToPath(new URL('../scripts', import.meta.url));
@@ -94,16 +94,7 @@ async function setUpDevice(env: (base: string) => Record<string, string> = () =>
     async publish(options) {
       const pkg = await writeAppPackage(base, { unit: UNIT, port, ...options });
       const data = await readFile(pkg.path);
-      const path = `/packages/${options.version}.zip`;
-      packages.setPackage(path, { data });
-      const digest = packageDigest({ data });
-      return {
-        version: options.version,
-        package_url: packages.urlOf(path),
-        package_name: `${options.version}.zip`,
-        package_size: digest.size,
-        package_md5: digest.md5,
-      };
+      return publishPackage(packages, options.version, data, `/packages/${options.version}.zip`);
     },
     async start() {
       const service = await startOtaUpdater(config, { handleSignals: false, env: fake.env });

@@ -317,3 +317,30 @@ function tileOf(seed: number): Buffer {
   tiles.set(seed, tile);
   return tile;
 }
+
+/** The body of `POST /api/v1.0/download` for a package, as the cloud sends it. */
+export type DownloadRequestBody = {
+  version: string;
+  package_url: string;
+  package_name: string;
+  package_size: number;
+  package_md5: string;
+};
+
+/** Serves `data` at `path` and returns the download request that points the device at it. */
+export function publishPackage(
+  server: PackageServer,
+  version: string,
+  data: Buffer,
+  path = `/${version}.zip`,
+): DownloadRequestBody {
+  server.setPackage(path, { data });
+  const digest = packageDigest({ data });
+  return {
+    version,
+    package_url: server.urlOf(path),
+    package_name: `${version}.zip`,
+    package_size: digest.size,
+    package_md5: digest.md5,
+  };
+}
