@@ -308,6 +308,12 @@ describe('ota-updater service', () => {
     expect(failed.stage).toBe('failed');
     expect(failed.error_code).toBe('MD5_MISMATCH');
     expect(await readdir(join(device.root, '.ota', 'downloads'))).toEqual([]);
+    // Reports go to the device API in the background: the last one may land after GET /progress.
+    await waitFor(() => device.deviceApi.accepted.at(-1)?.stage === 'failed', {
+      timeoutMs: 5_000,
+      intervalMs: 20,
+      what: 'the failed report at the device API',
+    });
     expect(device.deviceApi.accepted.at(-1)).toMatchObject({
       stage: 'failed',
       error_code: 'MD5_MISMATCH',
