@@ -7,6 +7,7 @@ import { createAccounts } from './accounts.js';
 import { agentRoutes } from './http/agent.js';
 import { authRoutes, cookieAuthenticator, type LoginRateLimit, type SessionCookie } from './http/auth.js';
 import { deviceRoutes } from './http/devices.js';
+import { registerHealthz } from './http/healthz.js';
 import { modelRoutes } from './http/models.js';
 import { SHARED_SCHEMAS } from './http/schemas.js';
 import { registerStrictInput } from './http/strict-input.js';
@@ -59,7 +60,7 @@ const PAIR_RATE_LIMIT: LoginRateLimit = { max: 30, windowMs: 60_000 };
 
 /**
  * The visiona-api: accounts, models, devices, pairing, the agent tunnel and system endpoints, plus
- * the kit's /healthz, /metrics and /docs. The tunnel hub is closed with the app.
+ * /healthz in the body visionA probes read, the kit's /metrics and /docs. The tunnel hub is closed with the app.
  */
 export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
   const { stores, settings } = deps;
@@ -76,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
         'The visionA backend: accounts, AI models, edge devices paired with one-time codes, and HTTP requests to each device’s local agent through the tunnel the agent dials out.',
     },
   });
+  registerHealthz(app);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   registerStrictInput(app, SHARED_SCHEMAS);
   await app.register(fastifyCookie);

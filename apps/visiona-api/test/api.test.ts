@@ -366,14 +366,8 @@ describe('system', () => {
   });
 
   it('/healthz pings PostgreSQL and Redis', async () => {
-    const res = await new Client(api.app).call<{
-      status: string;
-      checks: { name: string; status: string }[];
-    }>('GET', '/healthz');
+    const res = await new Client(api.app).call('GET', '/healthz');
     expect(res.status).toBe(200);
-    expect(res.body.checks.map((c) => [c.name, c.status])).toEqual([
-      ['postgres', 'ok'],
-      ['redis', 'ok'],
-    ]);
+    expect(res.body).toEqual({ status: 'ok', checks: { postgres: 'ok', redis: 'ok' } });
   });
 });

@@ -64,6 +64,16 @@ describe('without DATABASE_URL and REDIS_URL', () => {
     const ada = new Client(api.app);
     await ada.signUp('ada@example.com');
     expect((await ada.call('GET', '/api/auth/me')).status).toBe(200);
-    expect((await ada.call<{ checks: unknown[] }>('GET', '/healthz')).body.checks).toEqual([]);
+    const health = await ada.call('GET', '/healthz');
+    expect([health.status, health.body]).toEqual([200, { status: 'ok', checks: {} }]);
+  });
+});
+
+describe('with DATABASE_URL and without REDIS_URL', () => {
+  it('/healthz lists PostgreSQL alone', async () => {
+    const api = await startTestApi({ DATABASE_URL: database.url });
+    apis.push(api);
+    const health = await new Client(api.app).call('GET', '/healthz');
+    expect([health.status, health.body]).toEqual([200, { status: 'ok', checks: { postgres: 'ok' } }]);
   });
 });

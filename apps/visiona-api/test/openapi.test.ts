@@ -28,5 +28,9 @@ describe('openapi.json', () => {
     ])
       expect(Object.keys(doc.paths)).toContain(path);
     expect(JSON.stringify(doc.paths['/api/auth/login']?.post?.responses['429'])).toContain('ErrorResponse');
+    // /healthz answers visionA's probe body, not the kit's check list.
+    expect(JSON.stringify(doc.paths['/healthz']?.get?.responses['503'])).toContain(
+      '#/components/schemas/Healthz"',
+    );
   });
 });

@@ -24,7 +24,7 @@ async function start(env: Parameters<typeof startTestApi>[0]): Promise<TestApi> 
   return api;
 }
 
-type Health = { status: string; checks: { name: string; status: string; detail: string | null }[] };
+type Health = { status: string; checks: Record<string, string> };
 
 describe('PostgreSQL down', () => {
   it('answers 503 fast, /healthz names postgres, and everything works again once it is back', async () => {
@@ -62,8 +62,7 @@ describe('PostgreSQL down', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     const health = await ada.call<Health>('GET', '/healthz');
     expect(health.status).toBe(503);
-    expect(health.body.checks.find((c) => c.name === 'postgres')?.status).toBe('down');
-    expect(health.body.checks.find((c) => c.name === 'redis')?.status).toBe('ok');
+    expect(health.body).toEqual({ status: 'unavailable', checks: { postgres: 'down', redis: 'ok' } });
     expect(JSON.stringify(health.body)).not.toMatch(/ECONN|127\.0\.0\.1/);
 
     proxy.restore();
@@ -104,8 +103,7 @@ describe('Redis down', () => {
     expect(Date.now() - started).toBeLessThan(8000);
     const health = await ada.call<Health>('GET', '/healthz');
     expect(health.status).toBe(503);
-    expect(health.body.checks.find((c) => c.name === 'redis')?.status).toBe('down');
-    expect(health.body.checks.find((c) => c.name === 'postgres')?.status).toBe('ok');
+    expect(health.body).toEqual({ status: 'unavailable', checks: { postgres: 'ok', redis: 'down' } });
 
     proxy.restore();
     await expect
