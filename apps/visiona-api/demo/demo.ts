@@ -79,19 +79,10 @@ const agent = startReferenceAgent({ apiUrl: base, sessionToken: paired.body.sess
 await agent.connected;
 console.log('5. agent connected its tunnel');
 
-const deps = await call<Record<string, unknown>>(
-  'GET',
-  `/api/system/deps?device_id=${deviceId}`,
-  undefined,
-  login.cookie,
-);
+// This user has one device: /api/system/deps asks it without a device_id.
+const deps = await call<Record<string, unknown>>('GET', '/api/system/deps', undefined, login.cookie);
 console.log(`6. GET /api/system/deps through the tunnel -> ${deps.status} ${JSON.stringify(deps.body)}`);
-const health = await call<Record<string, unknown>>(
-  'GET',
-  `/api/system/health?device_id=${deviceId}`,
-  undefined,
-  login.cookie,
-);
+const health = await call<Record<string, unknown>>('GET', '/api/system/health', undefined, login.cookie);
 console.log(`   /api/system/health -> ${JSON.stringify(health.body)}`);
 
 console.log(`API docs: ${base}/docs`);

@@ -17,7 +17,7 @@ import type { UserSessionStore } from './ports.js';
 import type { PersistentStores } from './stores/index.js';
 import { createTunnelSessionStore } from './stores/tunnel-sessions.memory.js';
 import { registerTunnel, type AgentConnection, type TunnelHub, type TunnelRegistry } from './tunnel/index.js';
-import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
+import { API_SERVER_NAME, BUILD_COMMIT, SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 /** Behaviour the operator configures. */
 export interface AppSettings {
@@ -117,7 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
     devices: stores.devices,
     hub,
     authenticate,
-    info: { service: SERVICE_NAME, version: SERVICE_VERSION, phase: settings.phase },
+    info: { service: API_SERVER_NAME, version: BUILD_COMMIT, phase: settings.phase },
   });
   return app;
 }

@@ -266,5 +266,7 @@ export interface TunnelSessionStore<H> {
   /** Records traffic from the agent. */
   markSeen(deviceId: string): void;
   lastSeenAt(deviceId: string): Date | undefined;
+  /** The latest traffic among the connected agents; undefined with none connected. */
+  latestSeenAt(): Date | undefined;
   count(): number;
 }

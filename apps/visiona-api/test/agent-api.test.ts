@@ -94,10 +94,19 @@ describe('devices reached through the agent tunnel', () => {
     expect((await ada.call('GET', `/api/devices/${id}/agent/missing`)).status).toBe(404);
 
     const deps = await ada.call('GET', `/api/system/deps?device_id=${id}`);
-    expect([deps.status, deps.body]).toEqual([200, { npu_runtime: 'ok', camera: 'down' }]);
-    const health = await ada.call<Record<string, unknown>>('GET', `/api/system/health?device_id=${id}`);
-    expect(health.body).toMatchObject({ api_server: 'ok', tunnel_connected: true, agent_session_count: 1 });
-    expect(Date.parse(String(health.body.agent_last_seen_at))).toBeGreaterThan(Date.now() - 60_000);
+    expect([deps.status, deps.body]).toEqual([200, { data: { npu_runtime: 'ok', camera: 'down' } }]);
+    // Ada has this one device: it is the one asked without device_id.
+    expect((await ada.call('GET', '/api/system/deps')).body).toEqual(deps.body);
+    type Health = { data: Record<string, unknown> };
+    for (const query of [`?device_id=${id}`, '']) {
+      const health = await ada.call<Health>('GET', `/api/system/health${query}`);
+      expect(health.body.data).toMatchObject({
+        api_server: 'ok',
+        tunnel_connected: true,
+        agent_session_count: 1,
+      });
+      expect(Date.parse(String(health.body.data.agent_last_seen_at))).toBeGreaterThan(Date.now() - 60_000);
+    }
 
     const foreign = await bob.call<ErrorBody>('GET', `/api/devices/${id}/agent/models/list`);
     expect([foreign.status, foreign.body.error.code]).toEqual([404, 'NOT_FOUND']);
@@ -105,7 +114,7 @@ describe('devices reached through the agent tunnel', () => {
     expect((await ada.call('DELETE', `/api/devices/${id}`)).status).toBe(204);
     await waitFor(
       async () =>
-        (await ada.call<{ agent_session_count: number }>('GET', '/api/system/health')).body
+        (await ada.call<{ data: { agent_session_count: number } }>('GET', '/api/system/health')).body.data
           .agent_session_count === 0,
     );
     expect(await agent.stopped).toMatch(/unauthorized|closed|replaced/);

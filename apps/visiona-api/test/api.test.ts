@@ -340,8 +340,11 @@ describe('devices and pairing', () => {
     // The agent is not connected: the tunnel answers 503 for the owner.
     const deps = await ada.call<ErrorBody>('GET', `/api/system/deps?device_id=${id}`);
     expect(deps.status).toBe(503);
-    const health = await ada.call<Record<string, unknown>>('GET', `/api/system/health?device_id=${id}`);
-    expect(health.body).toMatchObject({ api_server: 'ok', tunnel_connected: false, agent_session_count: 0 });
+    // Never connected: no agent_last_seen_at at all.
+    const health = await ada.call('GET', `/api/system/health?device_id=${id}`);
+    expect(health.body).toEqual({
+      data: { api_server: 'ok', tunnel_connected: false, agent_session_count: 0 },
+    });
 
     expect((await ada.call('DELETE', `/api/devices/${id}`)).status).toBe(204);
     const rows = await db.execute<{ deleted_at: Date | null; tokens: string }>(
@@ -358,10 +361,28 @@ describe('system', () => {
   it('reports the service, its build version and phase', async () => {
     const info = await new Client(api.app).call('GET', '/api/system/info');
     expect(info.status).toBe(200);
-    expect(info.body).toEqual({
-      service: 'visiona-api',
-      version: expect.stringMatching(/^\d+\.\d+\.\d+/) as string,
-      phase: 'beta',
+    // Running from source: no build wrote a commit in.
+    expect(info.body).toEqual({ data: { service: 'visiona-api-server', version: 'dev', phase: 'beta' } });
+  });
+
+  it('asks the only device for its dependencies without device_id, and wants device_id with several', async () => {
+    const cy = new Client(api.app, '10.0.0.3');
+    await cy.signUp('cy@example.com');
+    const none = await cy.call<ErrorBody>('GET', '/api/system/deps');
+    expect([none.status, none.body.error.code]).toEqual([404, 'NOT_FOUND']);
+    expect(none.body.error.message).toContain('no paired device');
+
+    await pairDevice(cy, new Client(api.app, '10.0.0.4'), 'SN-ONLY');
+    // The one device is asked; its agent is not connected.
+    const one = await cy.call<ErrorBody>('GET', '/api/system/deps');
+    expect([one.status, one.body.error.code]).toEqual([503, 'UNAVAILABLE']);
+
+    await pairDevice(cy, new Client(api.app, '10.0.0.4'), 'SN-SECOND');
+    const two = await cy.call<ErrorBody>('GET', '/api/system/deps');
+    expect([two.status, two.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(two.body.error.message).toMatch(/^device_id is required/);
+    expect(two.body.error.details).toEqual({
+      fields: [{ location: 'querystring', field: 'device_id', message: 'is required' }],
     });
   });
 

@@ -33,9 +33,7 @@ interface DeviceWire {
   online_status: string;
 }
 interface HealthWire {
-  tunnel_connected: boolean;
-  agent_last_seen_at: string | null;
-  agent_session_count: number;
+  data: { tunnel_connected: boolean; agent_last_seen_at?: string; agent_session_count: number };
 }
 
 /** One whole instance, reachable by the others on its own loopback address. */
@@ -94,7 +92,7 @@ describe('two whole instances sharing the tunnel registry', () => {
     expect(deps.status).toBe(200);
     expect(Object.keys(deps.body).sort()).toEqual(['camera', 'model_store', 'npu_runtime']);
     const viaSystem = await user.call('GET', `/api/system/deps?device_id=${deviceId}`);
-    expect([viaSystem.status, viaSystem.body]).toEqual([200, deps.body]);
+    expect([viaSystem.status, viaSystem.body]).toEqual([200, { data: deps.body }]);
 
     const list = await listed();
     expect(list.status).toBe(200);
@@ -108,12 +106,12 @@ describe('two whole instances sharing the tunnel registry', () => {
 
     // The agent is B's: A holds no connection and counts none of its own.
     const healthOnA = await user.call<HealthWire>('GET', `/api/system/health?device_id=${deviceId}`);
-    expect(healthOnA.body).toMatchObject({ tunnel_connected: true, agent_session_count: 0 });
-    expect(healthOnA.body.agent_last_seen_at).not.toBeNull();
+    expect(healthOnA.body.data).toMatchObject({ tunnel_connected: true, agent_session_count: 0 });
+    expect(healthOnA.body.data.agent_last_seen_at).toBeDefined();
     const onB = new Client(b.app);
     onB.cookie = user.cookie;
     const healthOnB = await onB.call<HealthWire>('GET', `/api/system/health?device_id=${deviceId}`);
-    expect(healthOnB.body).toMatchObject({ tunnel_connected: true, agent_session_count: 1 });
+    expect(healthOnB.body.data).toMatchObject({ tunnel_connected: true, agent_session_count: 1 });
 
     // Once the agent is gone, neither instance shows it connected nor reaches it.
     await agent.close();
@@ -187,7 +185,7 @@ describe('while the tunnel registry cannot be read', () => {
     const one = await local.user.call<DeviceWire>('GET', `/api/devices/${elsewhere.id}`);
     expect([one.status, one.body.tunnel_connected]).toEqual([200, true]);
     const health = await local.user.call<HealthWire>('GET', `/api/system/health?device_id=${offline.id}`);
-    expect([health.status, health.body.tunnel_connected]).toEqual([200, false]);
+    expect([health.status, health.body.data.tunnel_connected]).toEqual([200, false]);
 
     // Requests are never reported as sent: the local agent answers, the other is UNAVAILABLE.
     expect((await local.user.call('GET', `/api/devices/${local.deviceId}/agent/deps`)).status).toBe(200);

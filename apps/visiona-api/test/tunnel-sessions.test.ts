@@ -15,6 +15,7 @@ describe('tunnel sessions', () => {
     expect(tunnels.register('dev-1', second)).toBe(first);
     tunnels.register('dev-2', first);
     expect(tunnels.count()).toBe(2);
+    expect(tunnels.latestSeenAt()).toEqual(new Date(clock.now()));
     // The replaced connection closing late must not drop the new one.
     expect(tunnels.unregister('dev-1', first)).toBe(false);
     expect(tunnels.get('dev-1')).toBe(second);
@@ -25,5 +26,9 @@ describe('tunnel sessions', () => {
     expect(tunnels.count()).toBe(1);
     expect(tunnels.lastSeenAt('dev-1')).toEqual(new Date(clock.now()));
     expect(tunnels.lastSeenAt('dev-3')).toBeUndefined();
+    // dev-1 is gone: the latest among those connected is dev-2's.
+    expect(tunnels.latestSeenAt()).toEqual(new Date(clock.now() - 1000));
+    tunnels.unregister('dev-2', first);
+    expect(tunnels.latestSeenAt()).toBeUndefined();
   });
 });

@@ -25,6 +25,14 @@ export function createTunnelSessionStore<H>(clock: Clock): TunnelSessionStore<H>
       const at = seen.get(deviceId);
       return at === undefined ? undefined : new Date(at);
     },
+    latestSeenAt: () => {
+      let latest: number | undefined;
+      for (const deviceId of live.keys()) {
+        const at = seen.get(deviceId);
+        if (at !== undefined && (latest === undefined || at > latest)) latest = at;
+      }
+      return latest === undefined ? undefined : new Date(latest);
+    },
     count: () => live.size,
   };
 }

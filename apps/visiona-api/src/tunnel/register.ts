@@ -265,6 +265,7 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
     lastSeenAt: (deviceId) => tunnels.lastSeenAt(deviceId),
     presence: router.presence,
     presenceMany: router.presenceMany,
+    latestSeenAt: () => tunnels.latestSeenAt() ?? null,
     count: () => tunnels.count(),
     disconnect: (deviceId, reason = 'disconnected by the API') => {
       const connection = tunnels.get(deviceId);

@@ -114,6 +114,8 @@ export interface TunnelHub {
   presence(deviceId: string): Promise<TunnelPresence>;
   /** `presence` for many devices in one registry round trip, in the order given. */
   presenceMany(deviceIds: readonly string[]): Promise<TunnelPresence[]>;
+  /** The latest answered heartbeat among the agents connected to this instance; null with none. */
+  latestSeenAt(): Date | null;
   /** Agents connected to this instance. */
   count(): number;
   /**
