@@ -20,8 +20,9 @@ function gitCommit(): string {
 }
 
 export default defineConfig({
-  // cli: the service; index: the library (stores, ports) other packages and tests import.
-  entry: ['src/cli.ts', 'src/index.ts'],
+  // cli: the service; agent-cli: the reference device agent (visiona-agent); index: the library
+  // (stores, ports) other packages and tests import.
+  entry: ['src/cli.ts', 'src/agent-cli.ts', 'src/index.ts'],
   format: ['esm'],
   target: 'node20',
   sourcemap: true,
