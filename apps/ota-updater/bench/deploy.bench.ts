@@ -140,7 +140,7 @@ try {
   await settle(join(tmp.path, 'unzip-fsync'));
 
   process.stdout.write('  deployVersion (factory 0.9.0 running under the fake systemctl)...');
-  await fake.addAppUnit(UNIT, root, port);
+  await fake.addAppUnit(UNIT, join(root, 'versions'), port); // runs <root>/versions/current/app
   const services = createSystemdServiceManager({ env: fake.env, timeoutMs: 10_000 });
   await services.start([UNIT]);
   const phases: { phase: DeployPhase; at: number }[] = [];

@@ -50,7 +50,8 @@ export async function makeTempDir(prefix: string): Promise<{ path: string; remov
 
 /**
  * A device root as the installer leaves it: factory 0.9.0 (one app module run by `unit`, health on
- * `port`) made read-only by create_factory_version.sh, and `current -> factory` by setup_symlinks.sh.
+ * `port`) made read-only by create_factory_version.sh (versions/0.9.0, versions/factory -> 0.9.0), and
+ * `versions/current -> factory` by setup_symlinks.sh.
  */
 export async function setUpDeviceRoot(base: string, unit: string, port: number): Promise<string> {
   const root = join(base, 'root');

@@ -36,7 +36,7 @@ await unpackPackage(factory.path, join(base, 'staging', '0.9.0'), DEFAULT_UNPACK
 });
 await run(join(scripts, 'create_factory_version.sh'), [root, join(base, 'staging', '0.9.0')]);
 await run(join(scripts, 'setup_symlinks.sh'), [root]);
-await systemd.addAppUnit(unit, root, appPort);
+await systemd.addAppUnit(unit, join(root, 'versions'), appPort); // runs versions/current/app
 await createSystemdServiceManager({ env: systemd.env }).start([unit]);
 console.log(
   `demo device: ${root} (factory 0.9.0 running; ${unit} answers ${(await getHealth(appPort))?.version ?? '?'})`,

@@ -7,6 +7,8 @@
 set -euo pipefail
 
 root="${1:-${OTA_ROOT:-/opt/tope}}"
+root="${root%/}"
+versions="$root/versions"
 problems=0
 
 ok() { echo "OK   $*"; }
@@ -17,76 +19,89 @@ fail() {
   problems=$((problems + 1))
 }
 
-# A link must be relative to the root or absolute into it, and resolve to versions/<v> or factory.
-check_link() {
-  local name="$1" required="$2" path="$root/$1" target resolved
-  if [[ ! -L "$path" ]]; then
-    if [[ -e "$path" ]]; then
-      fail "$name exists but is not a symlink"
-    elif [[ "$required" == yes ]]; then
-      fail "$name is missing (run setup_symlinks.sh $root)"
-    else
-      ok "$name is not set (no update installed yet)"
-    fi
-    return
-  fi
-  target="$(readlink "$path")"
-  if ! resolved="$(cd "$root" && realpath -e "$path" 2>/dev/null)"; then
-    fail "$name -> $target does not resolve (dangling link)"
-    return
-  fi
-  local real_root
-  real_root="$(realpath "$root")"
-  case "$resolved" in
-    "$real_root/factory" | "$real_root"/versions/*)
-      if [[ "$resolved" == "$real_root"/versions/*/* ]]; then
-        fail "$name -> $target points inside a version, not at one"
-      elif [[ ! -f "$resolved/manifest.json" ]]; then
-        fail "$name -> $target has no manifest.json"
-      else
-        ok "$name -> $target"
-      fi
-      ;;
-    *) fail "$name -> $target points outside $root/versions and $root/factory" ;;
-  esac
-}
-
 if [[ ! -d "$root" ]]; then
   fail "$root does not exist"
   echo "verify_setup: $problems problem(s)"
   exit 1
 fi
 
-if [[ -d "$root/versions" && ! -L "$root/versions" ]]; then
+if [[ -d "$versions" && ! -L "$versions" ]]; then
   ok "versions/ exists"
 else
   fail "versions/ is missing or not a directory (run setup_symlinks.sh $root)"
+  echo "verify_setup: $problems problem(s)"
+  exit 1
 fi
+real_versions="$(realpath "$versions")"
 
-if [[ -L "$root/factory" || ! -d "$root/factory" ]]; then
-  fail "factory/ is missing or not a real directory (run create_factory_version.sh $root <version-dir>)"
-else
-  writable_dirs="$(first_few "$root/factory" -type d ! -perm 0555)"
-  writable_files="$(first_few "$root/factory" -type f ! -perm 0444 ! -perm 0555)"
-  links="$(first_few "$root/factory" -type l)"
+# versions/<name> must be a link to a version directory in versions/ (or, for current and
+# previous, to the factory link); prints the directory it resolves to.
+check_link() {
+  local name="$1" required="$2" path="$versions/$1" target resolved
+  if [[ ! -L "$path" ]]; then
+    if [[ -e "$path" ]]; then
+      fail "versions/$name exists but is not a symlink"
+    elif [[ "$required" == yes ]]; then
+      fail "versions/$name is missing (run setup_symlinks.sh $root)"
+    else
+      ok "versions/$name is not set (no update installed yet)"
+    fi
+    return 1
+  fi
+  target="$(readlink "$path")"
+  if [[ "$name" != factory && "$target" == factory ]]; then
+    ok "versions/$name -> factory"
+    return 0
+  fi
+  if ! resolved="$(realpath -e "$path" 2>/dev/null)"; then
+    fail "versions/$name -> $target does not resolve (dangling link)"
+    return 1
+  fi
+  if [[ "$(dirname "$resolved")" != "$real_versions" ]]; then
+    fail "versions/$name -> $target is not a version directory in $versions"
+  elif [[ ! -f "$resolved/manifest.json" ]]; then
+    fail "versions/$name -> $target has no manifest.json"
+  else
+    ok "versions/$name -> $target"
+    return 0
+  fi
+  return 1
+}
+
+if check_link factory yes; then
+  factory_dir="$(realpath "$versions/factory")"
+  writable_dirs="$(first_few "$factory_dir" -type d ! -perm 0555)"
+  writable_files="$(first_few "$factory_dir" -type f ! -perm 0444 ! -perm 0555)"
+  links="$(first_few "$factory_dir" -type l)"
   if [[ -z "$writable_dirs" && -z "$writable_files" && -z "$links" ]]; then
-    ok "factory/ is read-only (dirs 0555, files 0444/0555)"
+    ok "the factory version is read-only (dirs 0555, files 0444/0555)"
   else
-    [[ -z "$writable_dirs" ]] || fail "factory/ has directories not 0555: ${writable_dirs//$'\n'/, }"
-    [[ -z "$writable_files" ]] || fail "factory/ has files not 0444/0555: ${writable_files//$'\n'/, }"
-    [[ -z "$links" ]] || fail "factory/ contains symbolic links: ${links//$'\n'/, }"
+    [[ -z "$writable_dirs" ]] || fail "the factory version has directories not 0555: ${writable_dirs//$'\n'/, }"
+    [[ -z "$writable_files" ]] || fail "the factory version has files not 0444/0555: ${writable_files//$'\n'/, }"
+    [[ -z "$links" ]] || fail "the factory version contains symbolic links: ${links//$'\n'/, }"
   fi
-  if [[ -f "$root/factory/manifest.json" ]]; then
-    ok "factory/manifest.json exists"
-  else
-    fail "factory/manifest.json is missing: the updater cannot restart the factory's services"
-  fi
+elif [[ -d "$root/factory" && ! -L "$root/factory" ]]; then
+  echo "NOTE $root/factory is the old layout's factory copy: deploy/install.sh moves it into versions/"
 fi
 
-check_link current yes
-check_link previous no
+check_link current yes || true
+check_link previous no || true
 
-stale="$(first_few "$root" "$root/versions" -mindepth 1 -maxdepth 1 \( -name '.*' -o -name '*.tmp-*' \))"
+# Service links (setup_symlinks.sh --service) must follow versions/current.
+for path in "$root"/services/*; do
+  [[ -L "$path" ]] || continue
+  target="$(readlink "$path")"
+  case "$target" in
+    "$root/versions/current/"*) ok "services/$(basename "$path") -> $target" ;;
+    *) fail "services/$(basename "$path") -> $target does not go through $root/versions/current" ;;
+  esac
+done
+
+if [[ -L "$root/previous" || (-L "$root/current" && "$(readlink "$root/current")" != versions/current) ]]; then
+  fail "$root/current or $root/previous is a link of the old layout (run deploy/install.sh to migrate)"
+fi
+
+stale="$(first_few "$root" "$versions" -mindepth 1 -maxdepth 1 \( -name '.*.tmp-*' -o -name '.factory-copy-*' -o -name '.unpack-*' -o -name '.trash-*' \))"
 if [[ -n "$stale" ]]; then
   echo "NOTE leftovers of an interrupted update (removed by the updater at start): ${stale//$'\n'/, }"
 fi

@@ -25,7 +25,7 @@ export const EnvSchema = Type.Object({
   }),
   OTA_ROOT: Type.String({
     default: '/opt/tope',
-    description: 'install root: versions/, current, previous, factory',
+    description: 'install root: versions/<v>/ and the links versions/current, previous, factory',
   }),
   OTA_DATA_DIR: Type.Optional(
     Type.String({ description: 'state.json and downloads/ (default: <OTA_ROOT>/.ota)' }),

@@ -27,6 +27,7 @@ import type { ServiceManager, ServiceSpec, VerifiedPackage } from './ports.js';
 import {
   cleanupStaleFiles,
   pruneVersions,
+  readFactoryVersion,
   readLinks,
   readSnapshotManifest,
   removeVersion,
@@ -91,9 +92,10 @@ export async function deployVersion(
   options: DeployOptions = {},
 ): Promise<DeployResult> {
   const links = await readLinks(deps.root);
-  // A re-release (same version, other bytes) of the running version gets its own snapshot.
-  const name = snapshotNameFor(pkg, links.current);
-  if (links.current === name || links.current === snapshotNameFor(pkg, pkg.version))
+  // A re-release (same version, other bytes) of the running version gets its own snapshot, and so
+  // does the factory's version: the factory's read-only directory is never replaced.
+  const name = snapshotNameFor(pkg, [links.current, await readFactoryVersion(deps.root)]);
+  if (links.current === name || links.current === snapshotNameFor(pkg, [pkg.version]))
     throw new UpgradeError('CONFLICT', `version ${pkg.version} is already current; nothing to deploy`);
   const run = startPhaseRun(options.onPhase, {
     version: name,
@@ -267,7 +269,9 @@ async function rollBack(
       // A re-deployed `previous` was overwritten by the failed package: do not point at it.
       previous: previousBefore === version ? null : previousBefore,
     });
-  if (from !== FACTORY && (await readLinks(deps.root)).factory)
+  const factoryVersion = await readFactoryVersion(deps.root);
+  // Level 1 already tried the factory when `from` was the factory (or its directory).
+  if (factoryVersion !== null && from !== FACTORY && from !== factoryVersion)
     levels.push({ phase: 'rolling_back_factory', target: FACTORY, previous: from });
 
   const failures: string[] = [];
@@ -335,9 +339,9 @@ function technicianMessage(
   return (
     `Update to ${record.version} failed (${describeError(cause)}) and no version could be brought back healthy: ${tried}. ` +
     `current now points at ${current === null ? 'nothing valid' : label(current)}. ` +
-    `Check: systemctl status ${unitList}; journalctl -u ${[...units][0] ?? '<unit>'} -n 200; the health URLs in ${root}/current/manifest.json; ` +
-    `free disk space; ${root}/current, previous and factory (run verify_setup.sh ${root}). ` +
-    `Then reinstall a known-good version, or restore ${root}/factory and restart the units.`
+    `Check: systemctl status ${unitList}; journalctl -u ${[...units][0] ?? '<unit>'} -n 200; the health URLs in ${root}/versions/current/manifest.json; ` +
+    `free disk space; the links current, previous and factory in ${root}/versions (run verify_setup.sh ${root}). ` +
+    `Then reinstall a known-good version, or point ${root}/versions/current at factory and restart the units.`
   );
 }
 

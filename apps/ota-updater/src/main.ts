@@ -108,7 +108,7 @@ export async function startOtaUpdater(
           if (links.current === null) {
             throw new UpgradeError(
               'UNAVAILABLE',
-              `${config.OTA_ROOT}/current does not point at a version; run verify_setup.sh`,
+              `${config.OTA_ROOT}/versions/current does not point at a version; run verify_setup.sh ${config.OTA_ROOT}`,
             );
           }
           return `current ${links.current}`;

@@ -10,7 +10,7 @@ export const MANIFEST_FILE = 'manifest.json';
 /** A manifest larger than this is not a manifest; refusing it bounds the memory spent on it. */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
-/** Reserved snapshot name: `<root>/factory`. A package may not claim it as its version. */
+/** Reserved name of the factory link, `<root>/versions/factory`. A package may not claim it as its version. */
 export const FACTORY = 'factory';
 
 /** Versions name a directory under `versions/`, so they are restricted to a safe file name. */
@@ -52,12 +52,15 @@ export function versionOfSnapshot(name: string): string {
 }
 
 /**
- * The directory name for a package: its version, unless that very name runs now (a re-release
- * with other bytes), then `<version>~<md5 prefix>`, so the running snapshot stays intact for a
- * rollback.
+ * The directory name for a package: its version, unless a directory of that name must stay as it
+ * is (`taken`: the running snapshot for a re-release with other bytes, the factory's read-only
+ * directory), then `<version>~<md5 prefix>`, so the running snapshot and the factory stay intact.
  */
-export function snapshotNameFor(pkg: { version: string; md5: string }, current: string | null): string {
-  if (current !== pkg.version) return pkg.version;
+export function snapshotNameFor(
+  pkg: { version: string; md5: string },
+  taken: readonly (string | null)[],
+): string {
+  if (!taken.includes(pkg.version)) return pkg.version;
   return `${pkg.version}~${pkg.md5.toLowerCase().slice(0, 8)}`;
 }
 

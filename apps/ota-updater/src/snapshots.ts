@@ -1,8 +1,11 @@
-// Version snapshots under one root (default /opt/tope):
-//   versions/<version>/   one complete, unpacked version each
-//   factory/              the read-only version the device shipped with (created by a script)
-//   current -> versions/<v> | factory     what the services run
-//   previous -> versions/<v> | factory    what `current` pointed at before the last switch
+// Version snapshots under one root (default /opt/tope), all inside `versions/`:
+//   versions/<version>/          one complete, unpacked version each
+//   versions/current -> <v> | factory   what the services run (through their own links, e.g.
+//                                        /usr/local/bin/device-api -> <root>/versions/current/bin/device-api)
+//   versions/previous -> <v> | factory  what `current` pointed at before the last switch
+//   versions/factory -> <v>             the read-only version the device shipped with (made by a script)
+// `current -> factory` runs the factory version through its own link, so a rollback to the factory
+// reads as such and the factory's directory is never mistaken for a deployed copy of its version.
 // Links are relative so the root can be mounted elsewhere, and every change to them is a rename of
 // a fresh temp link over the old one: a power cut leaves either the old or the new link, never none.
 import { randomBytes } from 'node:crypto';
@@ -16,26 +19,32 @@ import { TRASH_PREFIX, UNPACK_TEMP_PREFIX } from './unpack.js';
 
 /** Where the device keeps its versions unless configured otherwise. */
 export const DEFAULT_ROOT = '/opt/tope';
-/** Directory of unpacked versions, under the root. */
+/** Directory of unpacked versions and of the links to them, under the root. */
 export const VERSIONS_DIR = 'versions';
 /** The link the services run from. */
 export const CURRENT_LINK = 'current';
 /** The link to the version before the last switch. */
 export const PREVIOUS_LINK = 'previous';
 
+/** Temp links are dot-files: a version name never starts with a dot, so they cannot clash. */
 const LINK_TEMP = '.tmp-';
 
 /**
- * Where the links point: a version name, or `factory` (FACTORY). null when the link is missing,
- * dangling, or points somewhere that is neither a version nor the factory snapshot.
+ * Where the links point: a version name, or `factory` (FACTORY) for `current`/`previous`. null when
+ * the link is missing, dangling, or points somewhere that is neither a version nor the factory.
  */
 export interface SnapshotLinks {
   current: string | null;
   previous: string | null;
-  /** True when `<root>/factory` exists. */
+  /** True when `versions/factory` points at a version directory. */
   factory: boolean;
-  /** Versions under `versions/` that neither link points at, oldest (by mtime) first. */
+  /** Versions no link points at (current, previous, the factory's), oldest (by mtime) first. */
   others: string[];
+}
+
+/** `<root>/versions`: the versions and the links to them. */
+export function versionsDir(root: string): string {
+  return join(root, VERSIONS_DIR);
 }
 
 /** `<root>/versions/<version>`. */
@@ -43,9 +52,14 @@ export function versionDir(root: string, version: string): string {
   return join(root, VERSIONS_DIR, version);
 }
 
-/** The directory of a snapshot: a version or the factory. */
+/** The directory of a snapshot: a version, or the factory through its link. */
 export function snapshotDir(root: string, target: string): string {
-  return target === FACTORY ? join(root, FACTORY) : versionDir(root, target);
+  return versionDir(root, target);
+}
+
+/** `<root>/versions/<link>`, e.g. the path the services' links go through for `current`. */
+export function linkPath(root: string, name: string): string {
+  return join(root, VERSIONS_DIR, name);
 }
 
 /** Reads `current`, `previous`, the factory and the other versions. */
@@ -53,17 +67,24 @@ export async function readLinks(root: string): Promise<SnapshotLinks> {
   const [current, previous, factory, versions] = await Promise.all([
     readTarget(root, CURRENT_LINK),
     readTarget(root, PREVIOUS_LINK),
-    isDirectory(join(root, FACTORY)),
+    readFactoryVersion(root),
     listVersions(root),
   ]);
-  const others = versions.filter((v) => v.name !== current && v.name !== previous).map((v) => v.name);
-  return { current, previous, factory, others };
+  const linked = new Set([current, previous, factory]);
+  const others = versions.filter((v) => !linked.has(v.name)).map((v) => v.name);
+  return { current, previous, factory: factory !== null, others };
+}
+
+/** The version directory `versions/factory` points at, or null when there is none. */
+export async function readFactoryVersion(root: string): Promise<string | null> {
+  const target = await readTarget(root, FACTORY);
+  return target === FACTORY ? null : target;
 }
 
 /**
  * Points `current` at `target` (a version or FACTORY) atomically, after pointing `previous` at what
- * `current` pointed at (or at `options.previous` when given; null removes `previous`). The root
- * directory is fsync'd so the switch survives a power cut.
+ * `current` pointed at (or at `options.previous` when given; null removes `previous`). The
+ * versions directory is fsync'd so the switch survives a power cut.
  */
 export async function switchCurrent(
   root: string,
@@ -81,16 +102,16 @@ export async function switchCurrent(
   // undefined: leave `previous` alone (a re-switch to the same target must not lose it).
   const previous =
     options.previous !== undefined ? options.previous : old !== null && old !== target ? old : undefined;
-  if (previous === null) await unlink(join(root, PREVIOUS_LINK)).catch(ignoreMissing);
+  if (previous === null) await unlink(linkPath(root, PREVIOUS_LINK)).catch(ignoreMissing);
   else if (previous !== undefined) await replaceLink(root, PREVIOUS_LINK, previous);
   await replaceLink(root, CURRENT_LINK, target);
-  await syncDir(root);
+  await syncDir(versionsDir(root));
   return { current: target, previous: previous ?? (await readTarget(root, PREVIOUS_LINK)) };
 }
 
 /**
- * Removes the oldest versions beyond `keep` others (current, previous and factory are never counted
- * nor removed). Returns the removed versions.
+ * Removes the oldest versions beyond `keep` others (current, previous and the factory's version
+ * are never counted nor removed). Returns the removed versions.
  */
 export async function pruneVersions(root: string, keep: number): Promise<string[]> {
   const { others } = await readLinks(root);
@@ -107,11 +128,12 @@ export async function removeVersion(root: string, version: string): Promise<bool
   if (!isSnapshotName(version)) return false;
   const links = await readLinks(root);
   if (links.current === version || links.previous === version) return false;
+  if ((await readFactoryVersion(root)) === version) return false;
   const dir = versionDir(root, version);
-  if (!(await isDirectory(dir))) return false;
+  if ((await lstat(dir).catch(() => null))?.isDirectory() !== true) return false;
   const trash = join(root, VERSIONS_DIR, `${TRASH_PREFIX}${version}-${randomBytes(4).toString('hex')}`);
   await rename(dir, trash);
-  await syncDir(join(root, VERSIONS_DIR));
+  await syncDir(versionsDir(root));
   await rm(trash, { recursive: true, force: true });
   return true;
 }
@@ -122,16 +144,13 @@ export async function removeVersion(root: string, version: string): Promise<bool
  */
 export async function cleanupStaleFiles(root: string): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of await readdir(join(root, VERSIONS_DIR)).catch(() => [] as string[])) {
-    if (!name.startsWith(UNPACK_TEMP_PREFIX) && !name.startsWith(TRASH_PREFIX)) continue;
-    await rm(join(root, VERSIONS_DIR, name), { recursive: true, force: true });
+  for (const name of await readdir(versionsDir(root)).catch(() => [] as string[])) {
+    const path = join(root, VERSIONS_DIR, name);
+    if (name.startsWith(UNPACK_TEMP_PREFIX) || name.startsWith(TRASH_PREFIX))
+      await rm(path, { recursive: true, force: true });
+    else if (isTempLink(name)) await unlink(path).catch(ignoreMissing);
+    else continue;
     removed.push(join(VERSIONS_DIR, name));
-  }
-  for (const name of await readdir(root).catch(() => [] as string[])) {
-    if (!name.startsWith(`${CURRENT_LINK}${LINK_TEMP}`) && !name.startsWith(`${PREVIOUS_LINK}${LINK_TEMP}`))
-      continue;
-    await unlink(join(root, name)).catch(ignoreMissing);
-    removed.push(name);
   }
   return removed;
 }
@@ -150,41 +169,52 @@ export async function readSnapshotManifest(root: string, target: string): Promis
   }
 }
 
+function isTempLink(name: string): boolean {
+  return [CURRENT_LINK, PREVIOUS_LINK, FACTORY].some((link) => name.startsWith(`.${link}${LINK_TEMP}`));
+}
+
 async function replaceLink(root: string, name: string, target: string): Promise<void> {
-  const temp = join(root, `${name}${LINK_TEMP}${randomBytes(4).toString('hex')}`);
-  const linkText = target === FACTORY ? FACTORY : join(VERSIONS_DIR, target);
-  await symlink(linkText, temp);
+  const temp = linkPath(root, `.${name}${LINK_TEMP}${randomBytes(4).toString('hex')}`);
+  await symlink(target, temp);
   try {
-    await rename(temp, join(root, name));
+    await rename(temp, linkPath(root, name));
   } catch (error) {
     await unlink(temp).catch(ignoreMissing);
-    throw new UpgradeError('DEPLOYMENT_FAILED', `cannot update ${join(root, name)}: ${String(error)}`, {
+    throw new UpgradeError('DEPLOYMENT_FAILED', `cannot update ${linkPath(root, name)}: ${String(error)}`, {
       cause: error,
     });
   }
 }
 
-/** The snapshot a link points at, when it is a version or the factory and exists. */
+/**
+ * The snapshot `versions/<name>` points at, when it is a version directory (or, for `current` and
+ * `previous`, the factory link) and exists.
+ */
 async function readTarget(root: string, name: string): Promise<string | null> {
   let text: string;
   try {
-    text = await readlink(join(root, name));
+    text = await readlink(linkPath(root, name));
   } catch {
     return null;
   }
-  // Links written by hand or by the scripts may be absolute; judge them by where they resolve.
-  const rel = relative(resolve(root), resolve(root, text)).split('\\').join('/');
+  // Links written by hand may be absolute; judge them by where they resolve.
+  const rel = relative(resolve(versionsDir(root)), resolve(versionsDir(root), text))
+    .split('\\')
+    .join('/');
   let target: string | null = null;
-  if (rel === FACTORY) target = FACTORY;
-  else if (rel.startsWith(`${VERSIONS_DIR}/`)) {
-    const version = rel.slice(VERSIONS_DIR.length + 1);
-    if (isSnapshotName(version)) target = version;
-  }
-  return target !== null && (await isDirectory(snapshotDir(root, target))) ? target : null;
+  if (rel === FACTORY) target = name === FACTORY ? null : FACTORY;
+  else if (isSnapshotName(rel)) target = rel;
+  if (target === null) return null;
+  // The factory's own target must be a real directory, not another link.
+  const info =
+    target === FACTORY
+      ? await stat(linkPath(root, FACTORY)).catch(() => null)
+      : await lstat(versionDir(root, target)).catch(() => null);
+  return info?.isDirectory() === true ? target : null;
 }
 
 async function listVersions(root: string): Promise<{ name: string; mtimeMs: number }[]> {
-  const names = await readdir(join(root, VERSIONS_DIR)).catch(() => [] as string[]);
+  const names = await readdir(versionsDir(root)).catch(() => [] as string[]);
   const found: { name: string; mtimeMs: number }[] = [];
   for (const name of names) {
     if (!isSnapshotName(name)) continue;

@@ -214,7 +214,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     if (current === null)
       throw new UpgradeError(
         'UNAVAILABLE',
-        `the install root ${deps.deploy.root} has no current version (its current link is missing or dangling); set it up with the install script, then try again`,
+        `the install root ${deps.deploy.root} has no current version (versions/current is missing or dangling); set it up with the install script, then try again`,
       );
     return { snapshot: current, md5: state.releases[current] ?? null };
   };

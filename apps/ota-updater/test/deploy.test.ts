@@ -2,7 +2,7 @@
 // health checks over loopback. A "device" is a temp root laid out by the real scripts, with a
 // factory version running, exactly as after setup.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ import type { ServiceManager, VerifiedPackage } from '../src/ports.js';
 import { createServiceHealthCheck } from '../src/service-health.js';
 import { readLinks, versionDir } from '../src/snapshots.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
-import { writeAppPackage, type AppPackageOptions } from './package-fixtures.js';
+import { versionDirsOf, writeAppPackage, type AppPackageOptions } from './package-fixtures.js';
 
 const run = promisify(execFile);
 const SCRIPTS = fileURLToPath(new URL('../scripts', import.meta.url));
@@ -109,7 +109,7 @@ async function setUpDevice(context: TestContext, options: { factoryBroken?: bool
   await unpackPackage(factory.path, staged, DEFAULT_UNPACK_LIMITS, { version: '0.9.0' });
   await run(join(SCRIPTS, 'create_factory_version.sh'), [root, staged]);
   await run(join(SCRIPTS, 'setup_symlinks.sh'), [root]);
-  await fake.addAppUnit(UNIT, root, port);
+  await fake.addAppUnit(UNIT, join(root, 'versions'), port); // runs <root>/versions/current/app
   await services.start([UNIT]);
   // systemctl start returns once the process runs; its HTTP server may need a moment longer.
   await waitFor(async () => (await getHealth(port))?.version === '0.9.0', {
@@ -262,7 +262,7 @@ describe('deployVersion', () => {
     );
     expect(error.code).toBe('VALIDATION_FAILED');
     expect(device.phases).toEqual(['unpacking']);
-    expect(await readdir(join(device.root, 'versions'))).toEqual(['1.0.0']);
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0', '1.0.0']);
     expect(await getHealth(device.port)).toEqual(before);
 
     // The running version again, with other bytes (a re-release): installed beside it, not refused.
@@ -275,6 +275,28 @@ describe('deployVersion', () => {
     expect((await readLinks(device.root)).current).toBe(snapshot);
     // That very snapshot again: nothing to deploy.
     await expect(deployVersion(device.deps, pkg)).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+
+  it('installs a package of the factory version beside the read-only factory directory', async (context) => {
+    const device = await setUpDevice(context);
+    const pkg = await device.pkg({ version: '0.9.0', extra: [{ name: 'app/fix.txt', data: 'fixed' }] });
+    const snapshot = `0.9.0~${pkg.md5.slice(0, 8)}`;
+    expect(await deployVersion(device.deps, pkg, { onPhase: device.onPhase })).toEqual({
+      status: 'committed',
+      version: snapshot,
+    });
+    expect(await readLinks(device.root)).toEqual({
+      current: snapshot,
+      previous: 'factory',
+      factory: true,
+      others: [],
+    });
+    expect(await readFile(join(device.root, 'versions', 'current', 'app', 'fix.txt'), 'utf8')).toBe('fixed');
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0', snapshot]);
+    // The factory's directory is the one create_factory_version.sh made, untouched.
+    await expect(readFile(join(device.root, 'versions', 'factory', 'app', 'fix.txt'))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
   });
 });
 
@@ -331,7 +353,7 @@ describe('resumeDeploy after a power cut', () => {
       status: 'rolled_back',
       restored: '1.0.0',
     });
-    expect(await readdir(join(device.root, 'versions'))).toEqual(['1.0.0']);
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0', '1.0.0']);
     expect(await readLinks(device.root)).toMatchObject({ current: '1.0.0', previous: 'factory' });
     expect(await getHealth(device.port)).toMatchObject({ status: 200, version: '1.0.0' });
 
@@ -344,7 +366,7 @@ describe('resumeDeploy after a power cut', () => {
       restored: '1.0.0',
       error: { code: 'DEPLOYMENT_FAILED' },
     });
-    expect(await readdir(join(device.root, 'versions'))).toEqual(['1.0.0']);
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0', '1.0.0']);
   });
 
   it('redoes a rollback the cut interrupted', async (context) => {

@@ -3,7 +3,7 @@
 // placeholder of the same length and patched in place afterwards.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
@@ -120,4 +120,16 @@ export async function writeAppPackage(dir: string, options: AppPackageOptions): 
     md5: createHash('md5').update(data).digest('hex'),
     sha256: createHash('sha256').update(data).digest('hex'),
   };
+}
+
+/**
+ * The directories under `<root>/versions`, sorted: versions, the factory's, crash leftovers; not
+ * the links `current`, `previous` and `factory` beside them.
+ */
+export async function versionDirsOf(root: string): Promise<string[]> {
+  const entries = await readdir(join(root, 'versions'), { withFileTypes: true });
+  return entries
+    .filter((e) => !e.isSymbolicLink())
+    .map((e) => e.name)
+    .sort();
 }

@@ -434,9 +434,9 @@ async function freshDevice(lane: Lane, name: string, variant: RunPlan['variant']
   const runDir = join(lane.dir, 'runs', name);
   const root = join(runDir, 'root');
   await mkdir(runDir, { recursive: true });
-  // cp -a keeps the relative `current -> factory` link and the factory's read-only modes.
+  // cp -a keeps the relative links (versions/current -> factory -> 0.9.0) and the factory's read-only modes.
   await execFileAsync('cp', ['-a', lane.template, root]);
-  await lane.fake.addAppUnit(UNIT, root, lane.unitPort);
+  await lane.fake.addAppUnit(UNIT, join(root, 'versions'), lane.unitPort); // runs versions/current/app
   return { lane, runDir, root, pkg: lane.packages[variant], variant };
 }
 
@@ -910,23 +910,30 @@ function describePersisted(state: StateRead): string {
   }
 }
 
-/** `current` must resolve to a complete snapshot; `previous`, when present, too. */
+/**
+ * `versions/current` must resolve to a complete snapshot; `versions/previous`, when present, too;
+ * `versions/factory` must still point at the factory's directory, complete.
+ */
 async function checkLinks(device: Device): Promise<string[]> {
   const problems: string[] = [];
   const current = await checkSnapshotLink(device, 'current');
   if (current.problem !== null) problems.push(current.problem);
-  if (await exists(join(device.root, 'previous'), true)) {
+  if (await exists(join(device.root, 'versions', 'previous'), true)) {
     const previous = await checkSnapshotLink(device, 'previous');
     if (previous.problem !== null) problems.push(previous.problem);
   }
+  const factory = await checkSnapshotLink(device, 'factory');
+  if (factory.problem !== null) problems.push(factory.problem);
+  else if (factory.target !== FACTORY_VERSION)
+    problems.push(`factory -> ${factory.target ?? '?'}, expected ${FACTORY_VERSION}`);
   return problems;
 }
 
 /**
- * Where `<root>/<link>` points (a version or `factory`) when that is a complete snapshot: a
- * directory with manifest.json naming that version (any version for the factory), every file the
- * manifest lists present, app/VERSION saying the same version, and for an installed version its
- * bulk file whole.
+ * Where `<root>/versions/<link>` points (a version, or `factory` through the factory link) when
+ * that is a complete snapshot: a directory in versions/ with manifest.json naming that version,
+ * every file the manifest lists present, app/VERSION saying the same version, and for an installed
+ * version its bulk file whole.
  */
 async function checkSnapshotLink(
   device: Device,
@@ -935,16 +942,23 @@ async function checkSnapshotLink(
   const { root } = device;
   const fail = (problem: string) => ({ target: null, version: null, problem: `${link}: ${problem}` });
   let text: string;
+  const versions = resolve(root, 'versions');
   try {
-    text = await readlink(join(root, link));
+    text = await readlink(join(versions, link));
   } catch (error) {
     return fail(`not a symlink (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
   }
-  const dir = resolve(root, text);
-  const rel = dir.slice(resolve(root).length + 1);
-  const target =
-    rel === 'factory' ? 'factory' : rel.startsWith('versions/') ? rel.slice('versions/'.length) : null;
-  if (target === null || target.includes('/')) return fail(`points outside the snapshots: ${text}`);
+  let dir = resolve(versions, text);
+  const target: string | null = dir.startsWith(`${versions}/`) ? dir.slice(versions.length + 1) : null;
+  if (link !== 'factory' && target === 'factory') {
+    // current/previous -> factory -> <the factory's directory>
+    const factoryText = await readlink(join(versions, 'factory')).catch(() => '');
+    dir = resolve(versions, factoryText);
+    if (dir.slice(versions.length + 1) !== FACTORY_VERSION)
+      return fail(`-> factory -> ${factoryText}, not the factory's directory ${FACTORY_VERSION}`);
+  }
+  if (target === null || target === '' || target.includes('/'))
+    return fail(`points outside versions/: ${text}`);
   if (!(await stat(dir).catch(() => null))?.isDirectory()) return fail(`-> ${text} is not a directory`);
   let manifest: { version?: unknown; modules?: { files?: { path?: unknown }[] }[] };
   try {
@@ -965,7 +979,7 @@ async function checkSnapshotLink(
   }
   const shipped = (await readFile(join(dir, 'app', 'VERSION'), 'utf8').catch(() => '')).trim();
   if (shipped !== version) return fail(`-> ${text}: app/VERSION says "${shipped}", the manifest ${version}`);
-  if (target !== 'factory') {
+  if (dir !== join(versions, FACTORY_VERSION)) {
     const bulk = (await stat(join(dir, 'app', 'bulk.bin')).catch(() => null))?.size ?? -1;
     if (bulk !== device.lane.bulkBytes)
       return fail(`-> ${text}: app/bulk.bin holds ${bulk} bytes, the package ${device.lane.bulkBytes}`);
@@ -978,9 +992,15 @@ async function checkLeftovers(device: Device, stage: OtaStage): Promise<string[]
   const problems: string[] = [];
   const { root } = device;
   const temp = (name: string): boolean =>
-    ['.unpack-', '.trash-', 'current.tmp', 'previous.tmp', '.factory.tmp', 'state.json.tmp'].some((p) =>
-      name.startsWith(p),
-    );
+    [
+      '.unpack-',
+      '.trash-',
+      '.current.tmp',
+      '.previous.tmp',
+      '.factory.tmp',
+      '.factory-copy',
+      'state.json.tmp',
+    ].some((p) => name.startsWith(p));
   for (const dir of [root, join(root, 'versions'), join(root, '.ota'), join(root, '.ota', 'downloads')]) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       if (temp(name)) problems.push(`leftover ${join(dir, name).slice(root.length + 1)} in stage ${stage}`);
@@ -1047,8 +1067,9 @@ async function checkSettled(device: Device, service: ServiceProcess, final: OtaP
   ).catch((error: unknown) => ({ current: null, previous: null, others: [`(${String(error)})`] }));
   if (versions.current !== wantCurrent || versions.previous !== wantPrevious || versions.others.length > 0)
     problems.push(`GET /versions in stage ${final.stage}: ${JSON.stringify(versions)}`);
+  const links = new Set(['current', 'previous', 'factory', FACTORY_VERSION]);
   const stray = (await readdir(join(device.root, 'versions'))).filter(
-    (name) => name !== current.target && !name.startsWith('.'),
+    (name) => name !== current.target && !links.has(name) && !name.startsWith('.'),
   );
   if (stray.length > 0) problems.push(`stray versions/ in stage ${final.stage}: ${stray.join(' ')}`);
   problems.push(...(await checkLeftovers(device, final.stage)));

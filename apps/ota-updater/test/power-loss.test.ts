@@ -24,7 +24,7 @@ import { loadOtaConfig } from '../src/config.js';
 import { startOtaUpdater, type RunningOtaUpdater } from '../src/main.js';
 import type { OtaProgress } from '../src/ports.js';
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from '../src/unpack.js';
-import { writeAppPackage } from './package-fixtures.js';
+import { versionDirsOf, writeAppPackage } from './package-fixtures.js';
 import {
   createPowerLossHarness,
   describeFailure,
@@ -101,7 +101,7 @@ async function reproDevice(): Promise<ReproDevice> {
   const scripts = fileURLToPath(new URL('../scripts', import.meta.url));
   await execFileAsync(join(scripts, 'create_factory_version.sh'), [root, staged]);
   await execFileAsync(join(scripts, 'setup_symlinks.sh'), [root]);
-  await fake.addAppUnit(UNIT, root, port);
+  await fake.addAppUnit(UNIT, join(root, 'versions'), port); // runs <root>/versions/current/app
   await createSystemdServiceManager({ env: fake.env }).start([UNIT]);
   // systemctl start returns once the process runs; its HTTP server may need a moment longer.
   await waitFor(async () => (await getHealth(port))?.version === '0.9.0', {
@@ -251,7 +251,7 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
 
     const service = await device.start();
     expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
-    expect(await readdir(join(device.root, 'versions'))).toEqual([]);
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0']);
   });
 
   it('a deploy killed after saving its phase failed removes crash leftovers and keeps the version, as without a restart', async () => {
@@ -268,7 +268,7 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
       error: { code: 'ROLLBACK_FAILED' },
     });
     // An uninterrupted deploy ending in `failed` leaves the failed version for the technician.
-    expect(await readdir(join(device.root, 'versions'))).toEqual(['1.1.0']);
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0', '1.1.0']);
   });
 
   it('a rollback killed before deleting the failed version deletes it on restart', async () => {
@@ -281,7 +281,7 @@ describe('crash points the power-loss harness found (fixed; kept as regression t
     const service = await device.start();
     expect(await settled(service, ['rolling_back'])).toMatchObject({ stage: 'rolled_back' });
     expect(await service.updater.versions()).toMatchObject({ current: 'factory', others: [] });
-    expect(await readdir(join(device.root, 'versions'))).toEqual([]);
+    expect(await versionDirsOf(device.root)).toEqual(['0.9.0']);
   });
 });
 

@@ -56,7 +56,7 @@ async function setUpDevice(env: (base: string) => Record<string, string> = () =>
   await unpackPackage(factory.path, staged, DEFAULT_UNPACK_LIMITS, { version: '0.9.0' });
   await run(join(SCRIPTS, 'create_factory_version.sh'), [root, staged]);
   await run(join(SCRIPTS, 'setup_symlinks.sh'), [root]);
-  await fake.addAppUnit(UNIT, root, port);
+  await fake.addAppUnit(UNIT, join(root, 'versions'), port); // runs <root>/versions/current/app
   await createSystemdServiceManager({ env: fake.env }).start([UNIT]);
   // systemctl start returns once the process runs; its HTTP server may need a moment longer.
   await waitFor(async () => (await getHealth(port))?.version === '0.9.0', {
@@ -241,7 +241,7 @@ describe('ota-updater service', () => {
       current: snapshot,
       previous: '1.0.0',
     });
-    expect(await readFile(join(device.root, 'current', 'app', 'fix.txt'), 'utf8')).toBe('fixed');
+    expect(await readFile(join(device.root, 'versions', 'current', 'app', 'fix.txt'), 'utf8')).toBe('fixed');
     expect((await getHealth(device.port))?.version).toBe('1.0.0');
   });
 

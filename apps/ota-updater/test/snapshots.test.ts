@@ -34,13 +34,10 @@ async function addVersion(version: string, ageSeconds = 0): Promise<void> {
   await utimes(dir, when, when);
 }
 
+/** The factory as create_factory_version.sh leaves it: versions/0.9.0 and versions/factory -> 0.9.0. */
 async function addFactory(): Promise<void> {
-  await mkdir(join(root, 'factory', 'app'), { recursive: true });
-  await writeFile(join(root, 'factory', 'app', 'VERSION'), '0.9.0');
-  await writeFile(
-    join(root, 'factory', 'manifest.json'),
-    JSON.stringify(appManifest('0.9.0', 'app.service', 1)),
-  );
+  await addVersion('0.9.0', 3600);
+  await symlink('0.9.0', join(root, 'versions', 'factory'));
 }
 
 describe('switchCurrent', () => {
@@ -48,7 +45,7 @@ describe('switchCurrent', () => {
     await addFactory();
     await addVersion('1.0.0');
     await addVersion('2.0.0');
-    await symlink('factory', join(root, 'current'));
+    await symlink('factory', join(root, 'versions', 'current'));
 
     await switchCurrent(root, '1.0.0');
     expect(await readLinks(root)).toEqual({
@@ -59,9 +56,27 @@ describe('switchCurrent', () => {
     });
     await switchCurrent(root, '2.0.0');
     expect(await readLinks(root)).toEqual({ current: '2.0.0', previous: '1.0.0', factory: true, others: [] });
-    expect(await readlink(join(root, 'current'))).toBe('versions/2.0.0');
-    expect(await readlink(join(root, 'previous'))).toBe('versions/1.0.0');
-    expect((await readdir(root)).sort()).toEqual(['current', 'factory', 'previous', 'versions']);
+    expect(await readlink(join(root, 'versions', 'current'))).toBe('2.0.0');
+    expect(await readlink(join(root, 'versions', 'previous'))).toBe('1.0.0');
+    expect(await readdir(root)).toEqual(['versions']);
+    expect((await readdir(join(root, 'versions'))).sort()).toEqual([
+      '0.9.0',
+      '1.0.0',
+      '2.0.0',
+      'current',
+      'factory',
+      'previous',
+    ]);
+
+    // Back to the factory: current goes through the factory link, the factory's directory stays.
+    await switchCurrent(root, 'factory');
+    expect(await readlink(join(root, 'versions', 'current'))).toBe('factory');
+    expect(await readLinks(root)).toEqual({
+      current: 'factory',
+      previous: '2.0.0',
+      factory: true,
+      others: ['1.0.0'],
+    });
   });
 
   it('sets or removes previous explicitly (as a rollback restores it)', async () => {
@@ -100,7 +115,7 @@ describe('switchCurrent', () => {
         `const fs = require('node:fs');
          let reads = 0, misses = 0;
          while (!fs.existsSync(process.argv[2])) {
-           try { const v = fs.readFileSync(process.argv[1] + '/current/app/VERSION', 'utf8'); if (v !== '1.0.0' && v !== '2.0.0') misses++; }
+           try { const v = fs.readFileSync(process.argv[1] + '/versions/current/app/VERSION', 'utf8'); if (v !== '1.0.0' && v !== '2.0.0') misses++; }
            catch { misses++; }
            reads++;
          }
@@ -121,7 +136,7 @@ describe('switchCurrent', () => {
     const { reads, misses } = JSON.parse(out) as { reads: number; misses: number };
     expect(reads).toBeGreaterThan(100);
     expect(misses).toBe(0);
-    expect((await readdir(root)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    expect((await readdir(join(root, 'versions'))).filter((n) => n.includes('.tmp-'))).toEqual([]);
   });
 });
 
@@ -143,7 +158,14 @@ describe('retention', () => {
       others: ['1.3.0', '1.4.0'],
     });
     expect(await pruneVersions(root, 0)).toEqual(['1.3.0', '1.4.0']);
-    expect((await readdir(join(root, 'versions'))).sort()).toEqual(['1.0.0', '1.5.0']);
+    expect((await readdir(join(root, 'versions'))).sort()).toEqual([
+      '0.9.0',
+      '1.0.0',
+      '1.5.0',
+      'current',
+      'factory',
+      'previous',
+    ]);
   });
 
   it('never removes a linked version', async () => {
@@ -153,7 +175,17 @@ describe('retention', () => {
     await switchCurrent(root, '2.0.0');
     expect(await removeVersion(root, '1.0.0')).toBe(false);
     expect(await removeVersion(root, '2.0.0')).toBe(false);
-    expect((await readdir(join(root, 'versions'))).sort()).toEqual(['1.0.0', '2.0.0']);
+    await addFactory();
+    expect(await removeVersion(root, '0.9.0')).toBe(false);
+    expect(await removeVersion(root, 'factory')).toBe(false);
+    expect((await readdir(join(root, 'versions'))).sort()).toEqual([
+      '0.9.0',
+      '1.0.0',
+      '2.0.0',
+      'current',
+      'factory',
+      'previous',
+    ]);
   });
 });
 
@@ -163,14 +195,16 @@ describe('crash leftovers and manifests', () => {
     await switchCurrent(root, '1.0.0');
     await mkdir(join(root, 'versions', '.unpack-2.0.0-abcd', 'app'), { recursive: true });
     await mkdir(join(root, 'versions', '.trash-0.5.0-abcd'));
-    await symlink('versions/1.0.0', join(root, 'current.tmp-abcd'));
+    await symlink('1.0.0', join(root, 'versions', '.current.tmp-abcd'));
+    await symlink('1.0.0', join(root, 'versions', '.previous.tmp-abcd'));
 
     expect((await cleanupStaleFiles(root)).sort()).toEqual([
-      'current.tmp-abcd',
+      'versions/.current.tmp-abcd',
+      'versions/.previous.tmp-abcd',
       'versions/.trash-0.5.0-abcd',
       'versions/.unpack-2.0.0-abcd',
     ]);
-    expect(await readdir(join(root, 'versions'))).toEqual(['1.0.0']);
+    expect((await readdir(join(root, 'versions'))).sort()).toEqual(['1.0.0', 'current']);
     expect((await readLinks(root)).current).toBe('1.0.0');
   });
 
