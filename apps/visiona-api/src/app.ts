@@ -8,6 +8,7 @@ import { agentRoutes } from './http/agent.js';
 import { authRoutes, cookieAuthenticator, type LoginRateLimit, type SessionCookie } from './http/auth.js';
 import { deviceRoutes } from './http/devices.js';
 import { registerHealthz } from './http/healthz.js';
+import { longIdRoutes } from './http/long-ids.js';
 import { modelRoutes } from './http/models.js';
 import { SHARED_SCHEMAS } from './http/schemas.js';
 import { registerStrictInput } from './http/strict-input.js';
@@ -113,6 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
   await app.register(modelRoutes, { models: stores.models, authenticate });
   await app.register(deviceRoutes, { devices: stores.devices, pairing, hub, authenticate });
   await app.register(agentRoutes, { pairing, pairRateLimit: settings.pairRateLimit ?? PAIR_RATE_LIMIT });
+  await app.register(longIdRoutes);
   await app.register(systemRoutes, {
     devices: stores.devices,
     hub,

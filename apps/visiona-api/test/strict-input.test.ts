@@ -103,4 +103,43 @@ describe('strict input', () => {
       await refusal('POST', '/api/agent/pair', { pairing_code: issued.body.pairing_code, serial: 4242 }),
     ).toEqual({ status: 400, code: 'VALIDATION_FAILED', fields: ['serial'] });
   });
+
+  it('answers an id longer than 100 characters in the path with 400 naming id, not 414', async () => {
+    const long = 'a'.repeat(101);
+    const cases: [string, string, unknown][] = [
+      ['GET', `/api/models/${long}`, undefined],
+      ['PUT', `/api/models/${long}`, MODEL],
+      ['DELETE', `/api/models/${long}`, undefined],
+      ['GET', `/api/devices/${long}`, undefined],
+      ['PATCH', `/api/devices/${long}`, { name: 'door' }],
+      ['GET', `/api/devices/${long}/agent/deps`, undefined],
+      ['POST', `/api/devices/${'b'.repeat(5000)}/agent/run`, 'raw'],
+    ];
+    for (const [method, url, payload] of cases) {
+      const answer = await owner.call<FieldsBody>(method, url, payload);
+      expect({ method, url: url.slice(0, 20), status: answer.status, body: answer.body }).toEqual({
+        method,
+        url: url.slice(0, 20),
+        status: 400,
+        body: {
+          error: {
+            code: 'VALIDATION_FAILED',
+            message: 'params/id must NOT have more than 100 characters',
+            requestId: expect.any(String) as string,
+            details: {
+              fields: [
+                { location: 'params', field: 'id', message: 'must NOT have more than 100 characters' },
+              ],
+            },
+          },
+        },
+      });
+    }
+    // At the limit, an id is looked up like any other; unknown paths stay 404.
+    const atLimit = await owner.call<FieldsBody>('GET', `/api/devices/${'a'.repeat(100)}`);
+    expect([atLimit.status, atLimit.body.error.code]).toEqual([404, 'NOT_FOUND']);
+    const unknown = await owner.call<FieldsBody>('GET', '/api/devices/some-id/elsewhere');
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, 'NOT_FOUND']);
+    expect(unknown.body.error.message).toBe('no route for GET /api/devices/some-id/elsewhere');
+  });
 });
