@@ -10,6 +10,11 @@ export interface LoggerOptions {
   level?: LogLevel;
   /** Where JSON lines go; default stdout. Tests pass a collector. */
   stream?: { write(line: string): void };
+  /**
+   * How `time` is written: `epoch` (default, pino's milliseconds since 1970) or `iso`, an ISO 8601
+   * UTC string (`"2026-01-28T09:15:02.123Z"`) for log files people read.
+   */
+  time?: 'epoch' | 'iso';
 }
 
 /** `false` silences the service (tests); a level or options configure pino's JSON lines. */
@@ -94,6 +99,11 @@ export function serializeError(error: unknown, depth = 0): unknown {
   return out;
 }
 
+/** pino's `timestamp` contract: the `,"time":...` fragment of the line. */
+function isoTime(): string {
+  return `,"time":"${new Date().toISOString()}"`;
+}
+
 /** fastify's `logger` option: pino JSON with the service's name and version on every line. */
 export function loggerOptions(
   option: LoggerOption | undefined,
@@ -107,6 +117,7 @@ export function loggerOptions(
     base: { service: service.name, version: service.version, pid: process.pid, hostname: hostname() },
     redact: { paths: REDACT, censor: '[redacted]' },
     serializers: { err: (error: FastifyError) => serializeError(error) as SerializedError },
+    ...(opts.time === 'iso' ? { timestamp: isoTime } : {}),
     ...(opts.stream === undefined ? {} : { stream: opts.stream }),
   };
 }

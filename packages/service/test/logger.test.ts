@@ -58,4 +58,25 @@ describe('service logs', () => {
     expect(err.cause.cause).toMatchObject({ type: 'Error', code: '23505' });
     expect(err.cause.cause).not.toHaveProperty('detail');
   });
+
+  it('write time as epoch milliseconds by default and as an ISO 8601 UTC string when asked', async () => {
+    const epoch = collectLogs();
+    app = await createService({ name: 'svc', version: '1', logger: { level: 'info', stream: epoch.stream } });
+    app.log.info('hello');
+    await app.close();
+    const iso = collectLogs();
+    app = await createService({
+      name: 'svc',
+      version: '1',
+      logger: { level: 'info', stream: iso.stream, time: 'iso' },
+    });
+    const before = Date.now();
+    app.log.info('hello');
+
+    expect(typeof epoch.lines.at(-1)?.time).toBe('number');
+    const time = iso.lines.at(-1)?.time;
+    expect(time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(Date.parse(String(time))).toBeGreaterThanOrEqual(before - 1);
+    expect(iso.lines.at(-1)).toMatchObject({ msg: 'hello', service: 'svc', level: 30 });
+  });
 });
