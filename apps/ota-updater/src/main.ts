@@ -8,6 +8,7 @@ import { createSystemdServiceManager } from './adapters/systemd.js';
 import { buildApp } from './app.js';
 import type { Env } from './config.js';
 import { diskSpaceOf } from './disk-space.js';
+import { errorLogFields } from './log-fields.js';
 import { createServiceHealthCheck } from './service-health.js';
 import { readLinks } from './snapshots.js';
 import { createUpdater, type Updater, type UpdaterLogger } from './updater.js';
@@ -35,6 +36,7 @@ export async function startOtaUpdater(
     config.OTA_PUBLIC_KEY_FILE === undefined ? undefined : await readFile(config.OTA_PUBLIC_KEY_FILE, 'utf8');
   // Called only once work runs, after `app` below exists.
   const logger: UpdaterLogger = {
+    debug: (o, m) => app.log.debug(o, m),
     info: (o, m) => app.log.info(o, m),
     warn: (o, m) => app.log.warn(o, m),
     error: (o, m) => app.log.error(o, m),
@@ -64,7 +66,13 @@ export async function startOtaUpdater(
         timeoutMs: config.HEALTH_TIMEOUT_MS,
         intervalMs: config.HEALTH_INTERVAL_MS,
         consecutiveOk: config.HEALTH_CONSECUTIVE_OK,
-        onError: (name, error) => logger.warn({ check: name, err: error }, 'service health check failed'),
+        onError: (name, error) => {
+          const fields = errorLogFields(error);
+          logger.warn(
+            { check: name, ...fields },
+            `service health check failed: ${fields.code}: ${fields.reason}`,
+          );
+        },
       }),
       clock: systemClock,
       limits: {
@@ -89,17 +97,20 @@ export async function startOtaUpdater(
   const app = await buildApp({
     updater,
     diskPath: config.OTA_ROOT,
-    logger:
-      config.LOG_FILE === undefined
-        ? config.LOG_LEVEL
+    // ISO 8601 times: the log file is read by people on the printer, not only by tooling.
+    logger: {
+      level: config.LOG_LEVEL,
+      time: 'iso',
+      ...(config.LOG_FILE === undefined
+        ? {}
         : {
-            level: config.LOG_LEVEL,
             stream: createRotatingFile({
               path: config.LOG_FILE,
               maxBytes: config.LOG_FILE_MAX_BYTES,
               files: config.LOG_FILE_COUNT,
             }),
-          },
+          }),
+    },
     healthChecks: [
       {
         name: 'install-root',

@@ -30,6 +30,7 @@ import {
   type OtaStage,
   type VerifiedPackage,
 } from './ports.js';
+import { errorLogFields } from './log-fields.js';
 import { versionOfSnapshot } from './manifest.js';
 import { readLinks, type SnapshotLinks } from './snapshots.js';
 import { readStateFile, writeStateFile } from './state-file.js';
@@ -93,6 +94,7 @@ export const initialOtaState = (now: number): OtaState => ({
 });
 
 export interface UpdaterLogger {
+  debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
@@ -144,7 +146,12 @@ export function createUpdater(deps: UpdaterDeps): Updater {
   let work: { promise: Promise<void>; abort: AbortController; cancellable: () => boolean } | null = null;
   let writes: Promise<void> = Promise.resolve();
   const reporter = createProgressReporter<OtaStage>(deps.sink, {
-    onError: (error) => deps.logger.warn({ err: error }, 'progress report to the device API failed'),
+    // The sink warns once when reports start failing (and says when they work again); each
+    // failure is counted in /metrics and only detailed at debug level.
+    onError: (error) => {
+      const fields = errorLogFields(error);
+      deps.logger.debug(fields, `progress report to the device API failed: ${fields.code}: ${fields.reason}`);
+    },
   });
 
   /** Persists and reports a change; stage changes are checked against the machine. */
@@ -168,7 +175,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
 
   const fail = async (error: unknown, extra: Partial<OtaState> = {}): Promise<void> => {
     const e = isUpgradeError(error) ? error : new UpgradeError('INTERNAL', describeError(error));
-    deps.logger.error({ err: error, version: state.version }, `update failed: ${describeError(error)}`);
+    deps.logger.error(
+      { ...errorLogFields(error), version: state.version },
+      `update failed: ${describeError(error)}`,
+    );
     await update({
       stage: 'failed',
       message: e.message,
@@ -181,7 +191,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     const abort = new AbortController();
     const promise = fn(abort.signal)
       .catch((error: unknown) =>
-        deps.logger.error({ err: error }, `background work failed: ${describeError(error)}`),
+        deps.logger.error(errorLogFields(error), `background work failed: ${describeError(error)}`),
       )
       .finally(() => {
         if (work?.promise === promise) work = null;
@@ -244,7 +254,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
 
   const removeFile = async (path: string): Promise<void> => {
     await rm(path, { force: true }).catch((error: unknown) =>
-      deps.logger.warn({ err: error, path }, `could not delete ${path}: ${describeError(error)}`),
+      deps.logger.warn(
+        { ...errorLogFields(error), path },
+        `could not delete ${path}: ${describeError(error)}`,
+      ),
     );
   };
 
@@ -486,7 +499,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
       if (saved !== null) state = saved;
       // Before anything resumes: leftovers of a crash or of an older version of this service go.
       await sweepDownloads().catch((error: unknown) =>
-        deps.logger.warn({ err: error }, `sweeping downloads/ failed: ${describeError(error)}`),
+        deps.logger.warn(errorLogFields(error), `sweeping downloads/ failed: ${describeError(error)}`),
       );
       if (saved === null) {
         await update({}, {});
@@ -550,7 +563,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
           if (record.phase === 'rolled_back' || record.phase === 'failed') {
             await finishEndedDeploy(deps.deploy, record).catch((error: unknown) =>
               deps.logger.warn(
-                { err: error, version: record.version },
+                { ...errorLogFields(error), version: record.version },
                 `cleaning up after the ended deploy failed: ${describeError(error)}`,
               ),
             );

@@ -18,7 +18,8 @@ export const CLI_PATH = join(APP_DIR, 'dist', 'cli.js');
 /** One pino line as the service writes it. */
 export interface LogLine {
   level: number;
-  time: number;
+  /** ISO 8601, e.g. 2026-01-28T09:15:02.123Z. */
+  time: string;
   msg: string;
   [key: string]: unknown;
 }

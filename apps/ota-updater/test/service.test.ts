@@ -335,17 +335,41 @@ describe('ota-updater service', () => {
     expect(await readdir(join(device.root, '.ota', 'downloads'))).toEqual([]);
   });
 
-  it('writes its JSON log to a size-rotated file when LOG_FILE is set', async () => {
+  it('writes its JSON log to a size-rotated file when LOG_FILE is set, with ISO 8601 times and failed reports as one code + message', async () => {
+    // Nothing listens on the device API's port: every progress report fails.
+    const closed = await freePort();
     const device = await setUpDevice((base) => ({
       LOG_LEVEL: 'info',
       LOG_FILE: join(base, 'log', 'ota.log'),
+      DEVICE_API_URL: `http://127.0.0.1:${closed}/api/v1.0/ota/progress`,
     }));
-    await call(device, 'GET', '/api/v1.0/versions');
-    const lines = (await readFile(join(device.base, 'log', 'ota.log'), 'utf8')).trim().split('\n');
-    const listening = lines
-      .map((l) => JSON.parse(l) as { msg?: string; service?: string })
-      .find((l) => l.msg === 'ota-updater listening');
-    expect(listening?.service).toBe('ota-updater');
+    const request = await device.publish({ version: '1.0.0' });
+    await call(device, 'POST', '/api/v1.0/download', { ...request, package_md5: '0'.repeat(32) });
+    await stageReached(device, ['failed']);
+    type Line = { msg?: string; service?: string; time?: unknown; level?: number } & Record<string, unknown>;
+    const read = async (): Promise<{ text: string; lines: Line[] }> => {
+      const text = await readFile(join(device.base, 'log', 'ota.log'), 'utf8');
+      return {
+        text,
+        lines: text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Line),
+      };
+    };
+    const isReport = (l: Line) => l.msg?.startsWith('device API progress report failed') === true;
+    await waitFor(async () => (await read()).lines.some(isReport), { what: 'the failed report warning' });
+
+    const { text, lines } = await read();
+    expect(lines.find((l) => l.msg === 'ota-updater listening')?.service).toBe('ota-updater');
+    for (const line of lines) expect(line.time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    const reports = lines.filter(isReport);
+    expect(reports).toHaveLength(1); // further failures are counted in /metrics, not logged
+    expect(reports[0]).toMatchObject({ level: 40, code: 'UNREACHABLE' });
+    expect(reports[0]?.reason).toMatch(/^device API at 127\.0\.0\.1:\d+ is unreachable \(ECONNREFUSED\)$/);
+    expect(reports[0]).not.toHaveProperty('err');
+    expect(text).not.toContain('"stack"');
+    expect(text).not.toMatch(/\s+at \S+ \(/); // no stack frame anywhere
   });
 
   it('resumes an interrupted download after a restart with HTTP Range and still verifies it', async () => {

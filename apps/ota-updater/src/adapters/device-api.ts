@@ -11,6 +11,7 @@
 import { UpgradeError, isUpgradeError, type ProgressSink, type ProgressUpdate } from '@upgrade/core';
 import { discardBody, sendRequest } from '../http-client.js';
 import type { OtaStage } from '../ports.js';
+import { errorLogFields } from '../log-fields.js';
 import { toWireProgress } from '../progress-wire.js';
 
 /** Where the device API takes progress reports unless configured otherwise. */
@@ -100,7 +101,7 @@ export function createDeviceApiReporter(options: DeviceApiReporterOptions = {}):
     } catch (error) {
       if (!failing)
         options.logger?.warn(
-          { url: url.href, reason: error instanceof Error ? error.message : String(error) },
+          { url: url.href, ...errorLogFields(error) },
           'device API progress report failed; further failures are counted, not logged',
         );
       failing = true;
