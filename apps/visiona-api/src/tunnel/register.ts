@@ -195,12 +195,16 @@ export async function registerTunnel(app: ServiceApp, deps: TunnelDeps): Promise
     let activityAtBeat = -1;
     const beat = async (): Promise<void> => {
       void refreshClaim();
-      const activity = connection.activity();
       if (awaitingPong) {
-        if (activity === activityAtBeat) connection.close('heartbeat missed');
+        // After the event loop stalled for longer than a beat, timers run before the socket is read:
+        // the PING ack may be waiting in it. The verdict comes once pending input has been read.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const activity = connection.activity();
+        if (awaitingPong && activity === activityAtBeat) connection.close('heartbeat missed');
         activityAtBeat = activity;
         return;
       }
+      const activity = connection.activity();
       activityAtBeat = activity;
       awaitingPong = true;
       try {
