@@ -3,7 +3,8 @@
 // complete version whose services are healthy and the state file parses"). The harness is in
 // power-loss-harness.ts, shared with bench/power-loss.bench.ts (`pnpm bench`, 300 runs).
 //
-// Env: POWER_LOSS_RUNS (default 50), POWER_LOSS_CONCURRENCY (default 2), POWER_LOSS_SEED (session
+// Env: POWER_LOSS_RUNS (default 20: ~60 s of the gate; each run's kill point is random, so every CI
+// run tries new ones, and `pnpm bench` runs 300), POWER_LOSS_CONCURRENCY (default 2), POWER_LOSS_SEED (session
 // seed, default random and printed), POWER_LOSS_REPLAY=<run seed> (one run, as printed with a
 // failure). Needs dist/cli.js: built here when missing or older than src/.
 //
@@ -36,7 +37,7 @@ import { APP_DIR, isBuildFresh } from './service-process.js';
 const execFileAsync = promisify(execFile);
 const number = (name: string): number | undefined =>
   process.env[name] === undefined || process.env[name] === '' ? undefined : Number(process.env[name]);
-const RUNS = number('POWER_LOSS_RUNS') ?? 50;
+const RUNS = number('POWER_LOSS_RUNS') ?? 20;
 const CONCURRENCY = number('POWER_LOSS_CONCURRENCY') ?? 2;
 const SESSION_SEED = number('POWER_LOSS_SEED') ?? randomInt(2 ** 32);
 const REPLAY = number('POWER_LOSS_REPLAY');
