@@ -44,8 +44,11 @@ relink() {
 
 [[ -d "$root" ]] || { say "$root does not exist; nothing to migrate"; exit 0; }
 mkdir -p "$versions"
-# Temp links an interrupted run left.
+# Temp links an interrupted run left, and what the old updater and scripts could leave in the
+# root after a cut (current.tmp-* links, a half-made .factory.tmp-* copy).
 find "$root" "$versions" -maxdepth 1 -type l \( -name '.current.tmp-*' -o -name '.previous.tmp-*' -o -name '.factory.tmp-*' \) -delete
+find "$root" -maxdepth 1 -type l \( -name 'current.tmp-*' -o -name 'previous.tmp-*' \) -delete
+find "$root" -maxdepth 1 -type d -name '.factory.tmp-*' -exec chmod -R u+w {} + -exec rm -rf {} +
 migrated=0
 
 # 1. The factory copy becomes a version directory, reached through versions/factory. The link is

@@ -294,6 +294,10 @@ describe('migrate_layout.sh', () => {
     // Cut after the factory link was written, before the directory moved.
     await symlink('0.9.0', join(root, 'versions', 'factory'));
     await symlink('x', join(root, '.current.tmp-999'));
+    // Leftovers of the old updater and scripts cut mid-way.
+    await symlink('versions/1.0.0', join(root, 'current.tmp-abcd'));
+    await mkdir(join(root, '.factory.tmp-x1y2z3', 'app'), { recursive: true });
+    await chmod(join(root, '.factory.tmp-x1y2z3'), 0o555);
     expect((await script('migrate_layout.sh', ['--bin-dir', join(work, 'none'), root])).code).toBe(0);
     expect(await readLinks(root)).toEqual({
       current: 'factory',
