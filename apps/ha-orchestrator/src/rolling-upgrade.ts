@@ -150,6 +150,8 @@ interface Run {
   fromVersion: string | null;
   /** Node the flow last saw holding the VIP. */
   vipHolder: NodeClient | null;
+  /** Changes the rollback already undid out of order (the VIP, right after the database primary). */
+  undone: Set<Change>;
 }
 
 /** Thrown at a safe point once a cancel was requested. */
@@ -193,6 +195,7 @@ export async function runRollingUpgrade(
     priorities: new Map(),
     fromVersion: null,
     vipHolder: null,
+    undone: new Set(),
   };
 
   let stop: Stop | null = null;
@@ -532,8 +535,9 @@ async function switchPrimary(run: Run, primary: NodeClient, standby: NodeClient)
       'CONFIG_INVALID',
       `keepalived priorities ${primary.id} ${high}, ${standby.id} ${low} cannot be swapped; the holder's must be the higher`,
     );
-  // Recorded first, so the rollback moves the VIP back only after the database primary is back
-  // (the node taking the VIP must be able to serve writes); swapping back is a no-op if it never moved.
+  // Recorded first: the rollback, undoing from the end, moves the database primary back first and
+  // the VIP right after its promotion (the node taking the VIP must be able to serve writes), then
+  // lets the other database follow; swapping back is a no-op if the VIP never moved.
   run.changes.push({ kind: 'vip', from: primary, to: standby, high, low });
   if (managed) {
     // Writes stop here: the meter counts from the fence until the VIP answers on the new primary.
@@ -831,53 +835,13 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
       return;
     }
     case 'vip': {
-      const { from, to, high, low } = change;
-      if (await skipUnreachable(ctx, 'rollback.vip', from, `the VIP stays on ${to.id}`)) return;
-      ctx.meter.open(`VIP moving back from ${to.id} to ${from.id}`);
-      if (ctx.nodes.isUnreachable(to)) {
-        // The swapped priority cannot be lowered: outbid it on the original primary instead, so the
-        // VIP comes back to the node the flow can see is healthy.
-        const outbid = Math.min(MAX_PRIORITY, high + 1);
-        await rec.log(
-          'WARNING',
-          `${to.id} is unreachable: its keepalived priority stays ${high}; raising ${from.id}'s to ${outbid} to take the VIP back (set ${to.id} back to ${low} and ${from.id} to ${high} once it is back)`,
-        );
-        await rec.step(
-          {
-            name: 'rollback.vip',
-            nodeId: from.id,
-            message: `${from.id}'s keepalived priority to ${outbid}; VIP back to ${from.id}`,
-          },
-          () => moveVip(ctx, { from: to, to: from, setOn: from, priority: outbid, targetOnly: true }),
-        );
-      } else {
-        await rec.step(
-          {
-            name: 'rollback.vip',
-            nodeId: to.id,
-            message: `swapping keepalived priorities back: ${from.id} ${high}, ${to.id} ${low}; VIP back to ${from.id}`,
-          },
-          async () => {
-            await ctx.nodes.call(from, 'keepalived.set_priority', { priority: high }, ctx.signal);
-            await moveVip(ctx, { from: to, to: from, setOn: to, priority: low });
-          },
-        );
-      }
-      run.vipHolder = from;
-      await rec.step(
-        { name: 'rollback.vip_health', nodeId: from.id, message: `checking ${from.id} behind the VIP` },
-        () =>
-          awaitHealthy(ctx, from, {
-            required: 1,
-            version: run.fromVersion,
-            onHealthy: () => ctx.meter.close(),
-          }),
-      );
+      if (!run.undone.has(change)) await undoVip(ctx, run, change);
       return;
     }
     case 'db_promote': {
       // Back the same way it went: `from` follows `to` (rewound if needed) and catches up, `to` is
-      // fenced, `from` promoted, `to` follows it. Rows written on `to` meanwhile stay.
+      // fenced, `from` promoted and the VIP moved back to it at once, then `to` follows it. Rows
+      // written on `to` meanwhile stay.
       const { from, to } = change;
       if (
         await skipUnreachable(
@@ -910,6 +874,7 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
         },
         () => awaitReplicationInSync(ctx, ctx.cluster.nodes, to),
       );
+      ctx.meter.open(`writes fenced on ${to.id} to move the database primary back`);
       const lastLsn = await rec.step(
         { name: 'rollback.database_fence', nodeId: to.id, message: `fencing writes on ${to.id}` },
         () => fenceWrites(ctx, to),
@@ -927,6 +892,15 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
         () => promote(ctx, from),
       );
       run.databasePrimary = from;
+      // Clients write through the VIP: it follows the primary now, not after `to` has been rewound.
+      const vip = run.changes.find(
+        (c): c is Extract<Change, { kind: 'vip' }> =>
+          c.kind === 'vip' && c.from === from && c.to === to && !run.undone.has(c),
+      );
+      if (vip !== undefined) {
+        run.undone.add(vip);
+        await undoVip(ctx, run, vip);
+      }
       await rec.step(
         {
           name: 'rollback.database_follow',
@@ -1020,6 +994,53 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
 }
 
 /** Stop, restore `kinds` from the node's backup, start, healthy on the version from before. */
+/** Swaps the keepalived priorities back (or outbids an unreachable holder) and checks the VIP on `from`. */
+async function undoVip(ctx: FlowContext, run: Run, change: Extract<Change, { kind: 'vip' }>): Promise<void> {
+  const { rec } = ctx;
+  const { from, to, high, low } = change;
+  if (await skipUnreachable(ctx, 'rollback.vip', from, `the VIP stays on ${to.id}`)) return;
+  ctx.meter.open(`VIP moving back from ${to.id} to ${from.id}`);
+  if (ctx.nodes.isUnreachable(to)) {
+    // The swapped priority cannot be lowered: outbid it on the original primary instead, so the
+    // VIP comes back to the node the flow can see is healthy.
+    const outbid = Math.min(MAX_PRIORITY, high + 1);
+    await rec.log(
+      'WARNING',
+      `${to.id} is unreachable: its keepalived priority stays ${high}; raising ${from.id}'s to ${outbid} to take the VIP back (set ${to.id} back to ${low} and ${from.id} to ${high} once it is back)`,
+    );
+    await rec.step(
+      {
+        name: 'rollback.vip',
+        nodeId: from.id,
+        message: `${from.id}'s keepalived priority to ${outbid}; VIP back to ${from.id}`,
+      },
+      () => moveVip(ctx, { from: to, to: from, setOn: from, priority: outbid, targetOnly: true }),
+    );
+  } else {
+    await rec.step(
+      {
+        name: 'rollback.vip',
+        nodeId: to.id,
+        message: `swapping keepalived priorities back: ${from.id} ${high}, ${to.id} ${low}; VIP back to ${from.id}`,
+      },
+      async () => {
+        await ctx.nodes.call(from, 'keepalived.set_priority', { priority: high }, ctx.signal);
+        await moveVip(ctx, { from: to, to: from, setOn: to, priority: low });
+      },
+    );
+  }
+  run.vipHolder = from;
+  await rec.step(
+    { name: 'rollback.vip_health', nodeId: from.id, message: `checking ${from.id} behind the VIP` },
+    () =>
+      awaitHealthy(ctx, from, {
+        required: 1,
+        version: run.fromVersion,
+        onHealthy: () => ctx.meter.close(),
+      }),
+  );
+}
+
 async function restoreNode(
   ctx: FlowContext,
   run: Run,

@@ -126,7 +126,7 @@ describe('switchover: the database primary moves with the VIP', () => {
     expect(steps).toContain('rollback.database_unfence');
   });
 
-  it('a failure after the switch moves the database primary back with the VIP, in reverse', async () => {
+  it('a failure after the switch moves the database primary back, the VIP right after its promotion', async () => {
     h = createHarness();
     h.fake.failHealthOn(TO_VERSION, 'node-a');
     const task = await h.upgrade();
@@ -137,14 +137,18 @@ describe('switchover: the database primary moves with the VIP', () => {
     expect(h.fake.node('node-a').priority).toBe(150);
     expect(h.fake.node('node-b').priority).toBe(100);
     const rollback = (await h.deps.audit.steps(task.id))
-      .filter((s) => s.step.startsWith('rollback.database') && s.status === 'succeeded')
+      .filter((s) => /^rollback\.(database|vip)/.test(s.step) && s.status === 'succeeded')
       .map((s) => (s.nodeId === null ? s.step : `${s.step}@${s.nodeId}`));
+    // The VIP follows the database primary as soon as it is promoted back: clients writing through
+    // the VIP never reach a read-only standby or a fenced node while the other one is rewound.
     expect(rollback).toEqual([
       'rollback.database_follow@node-a',
       'rollback.database_replication',
       'rollback.database_fence@node-b',
       'rollback.database_catch_up@node-a',
       'rollback.database_promote@node-a',
+      'rollback.vip@node-b',
+      'rollback.vip_health@node-a',
       'rollback.database_follow@node-b',
       'rollback.database_replication',
       'rollback.database_unfence@node-a',
