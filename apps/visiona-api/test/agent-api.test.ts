@@ -24,6 +24,9 @@ async function listeningApi(): Promise<{ api: TestApi; url: string }> {
   return { api, url };
 }
 
+/** What the echo agent's GET /deps answers; `broken`: text that is not the JSON it claims to be. */
+let depsAnswer: 'report' | 'broken' = 'report';
+
 /** Echoes method, path and body back as JSON; GET /deps reports two dependencies. */
 function startEchoAgent(url: string, sessionToken: string): ReferenceAgent {
   const agent = startReferenceAgent({
@@ -34,6 +37,11 @@ function startEchoAgent(url: string, sessionToken: string): ReferenceAgent {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
+        if (req.url === '/deps' && depsAnswer === 'broken') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"npu_runtime": ');
+          return;
+        }
         const body =
           req.url === '/deps'
             ? { npu_runtime: 'ok', camera: 'down' }
@@ -97,6 +105,15 @@ describe('devices reached through the agent tunnel', () => {
     expect([deps.status, deps.body]).toEqual([200, { data: { npu_runtime: 'ok', camera: 'down' } }]);
     // Ada has this one device: it is the one asked without device_id.
     expect((await ada.call('GET', '/api/system/deps')).body).toEqual(deps.body);
+    // An answer that is not the JSON it claims to be passes through as the agent gave it.
+    depsAnswer = 'broken';
+    const broken = await ada.call('GET', '/api/system/deps');
+    depsAnswer = 'report';
+    expect([broken.status, broken.body, broken.headers['content-type']]).toEqual([
+      200,
+      '{"npu_runtime": ',
+      'application/json',
+    ]);
     type Health = { data: Record<string, unknown> };
     for (const query of [`?device_id=${id}`, '']) {
       const health = await ada.call<Health>('GET', `/api/system/health${query}`);

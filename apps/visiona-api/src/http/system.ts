@@ -66,7 +66,7 @@ export const systemRoutes: ServicePlugin<SystemRoutesDeps> = async (app, deps) =
         response: {
           200: Success(
             Type.Object({
-              service: Type.String({ description: 'visiona-api-server' }),
+              service: Type.String({ description: "the API server's name: visiona-api-server" }),
               version: Type.String({
                 description: 'the git commit the build was made from; "dev" when built without git',
               }),
@@ -142,8 +142,8 @@ export const systemRoutes: ServicePlugin<SystemRoutesDeps> = async (app, deps) =
       });
       const type = answer.headers['content-type'];
       if (answer.status >= 200 && answer.status < 300 && type?.startsWith('application/json') === true) {
-        const payload: unknown = JSON.parse(answer.body.toString('utf8'));
-        return reply.code(answer.status as never).send({ data: payload } as never);
+        const payload = parseJson(answer.body);
+        if (payload.ok) return reply.code(answer.status as never).send({ data: payload.value } as never);
       }
       if (type !== undefined) reply.type(type);
       // Anything else passes through as is, whatever this route documents for its own failures.
@@ -151,3 +151,12 @@ export const systemRoutes: ServicePlugin<SystemRoutesDeps> = async (app, deps) =
     },
   );
 };
+
+/** The agent's body as JSON, or not ok when it is not what its content type says. */
+function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(body.toString('utf8')) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
