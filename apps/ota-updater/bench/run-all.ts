@@ -18,6 +18,7 @@ interface Bench {
 }
 
 const benches: Bench[] = [
+  { name: 'memory', file: 'memory.bench.ts' },
   { name: 'download', file: 'download.bench.ts' },
   { name: 'progress', file: 'progress.bench.ts' },
   { name: 'deploy', file: 'deploy.bench.ts' },

@@ -35,6 +35,21 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
       this.set(deps.updater.reportStats.failed);
     },
   });
+  // What the bench's memory budget is broken down by; read on scrape, nothing runs in between.
+  new Gauge({
+    name: 'ota_memory_bytes',
+    help: 'process.memoryUsage() of the service: rss, heap_total, heap_used, external, array_buffers',
+    labelNames: ['kind'],
+    registers: [app.metrics.registry],
+    collect() {
+      const m = process.memoryUsage();
+      this.set({ kind: 'rss' }, m.rss);
+      this.set({ kind: 'heap_total' }, m.heapTotal);
+      this.set({ kind: 'heap_used' }, m.heapUsed);
+      this.set({ kind: 'external' }, m.external);
+      this.set({ kind: 'array_buffers' }, m.arrayBuffers);
+    },
+  });
   const { diskPath } = deps;
   if (diskPath !== undefined) {
     new Gauge({
