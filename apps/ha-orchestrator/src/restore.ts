@@ -1,8 +1,8 @@
 // POST /rollback/{id}: an operator's explicit restore of the pair to what a task backed up. It is
 // the only place the live database is replaced from its dump, which loses every write made since
 // the backup; so writes are fenced on both nodes first: the services are stopped on both (the node
-// without the VIP first), and the restore drops the database WITH (FORCE), which ends any other
-// session, before recreating it from the dump. Nothing is touched before every node's backup has
+// without the VIP first), and the agent loads the dump into a side database, swapped in (DROP ...
+// WITH (FORCE), which ends any other session, and a rename) only once it is complete. Nothing is touched before every node's backup has
 // been re-hashed on its node against the checksums recorded at backup time. Then, with config
 // sync paused: fence both, restore jar + config + root key on each (+ the database on the database
 // primary), start each (the node without the VIP first) with `healthyChecksRequired` healthy

@@ -1,7 +1,7 @@
 // The node agent as a real process: one JSON request on stdin, one answer line on stdout, against
 // temp dirs, the fake systemctl, a SIGHUP-counting stand-in for keepalived and the local PostgreSQL.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -433,6 +433,67 @@ describe('backups', () => {
     expect(
       failed(await node.request('backup.restore', { backupId: 'task1-node-a', kinds: ['jar'] })).code,
     ).toBe('NOT_FOUND');
+  });
+
+  it('restores the database beside the live one and swaps it in: grants and settings kept, a failed restore leaves the live one as it was', async () => {
+    const dbname = node.config.database.dbname;
+    const suffix = randomBytes(4).toString('hex');
+    const reader = `reader_${suffix}`;
+    const owner = `owner_${suffix}`;
+    const outsider = `outsider_${suffix}`;
+    const items = () => psql("select string_agg(name, ',' order by id) from items");
+    const sideDatabases = () =>
+      psql("select count(*) from pg_database where datname like '%\\_\\_restoring'");
+    await psql(
+      `create role ${reader} nologin; create role ${owner} nologin; create role ${outsider} nologin`,
+    );
+    try {
+      await psql(
+        `revoke connect on database "${dbname}" from public; grant connect on database "${dbname}" to ${reader}; ` +
+          `alter database "${dbname}" set statement_timeout = '7s'; ` +
+          `alter database "${dbname}" set search_path = "$user", public, "odd, name"; ` +
+          `create table owned (x int); alter table owned owner to ${owner}; insert into items values (4, $$four$$);`,
+      );
+      ok(await node.request('backup.create', { backupId: 'task4-node-a', retention: 5 }));
+      await psql('insert into items values (5, $$five$$)');
+      expect(
+        ok(await node.request('backup.restore', { backupId: 'task4-node-a', kinds: ['database'] })),
+      ).toEqual({ restored: ['database'] });
+      expect(await items()).toBe('one,two,four');
+      expect(await psql(`select tableowner from pg_tables where tablename = 'owned'`)).toBe(owner);
+      // What the operator set on the database itself survives its replacement.
+      expect(await psql(`select has_database_privilege('${reader}', '${dbname}', 'CONNECT')`)).toBe('t');
+      expect(await psql(`select has_database_privilege('${outsider}', '${dbname}', 'CONNECT')`)).toBe('f');
+      const settings = await psql(
+        `select array_to_string(setconfig, ' | ') from pg_db_role_setting ` +
+          `where setdatabase = (select oid from pg_database where datname = '${dbname}') and setrole = 0`,
+      );
+      expect(settings.split(' | ').sort()).toEqual([
+        'search_path="$user", public, "odd, name"',
+        'statement_timeout=7s',
+      ]);
+      expect(await sideDatabases()).toBe('0');
+
+      // A dump that can no longer be restored (its table's owner is gone): the live database stays.
+      await psql('insert into items values (6, $$six$$)');
+      ok(await node.request('backup.create', { backupId: 'task5-node-a', retention: 5 }));
+      await psql(
+        `reassign owned by ${owner} to postgres; drop role ${owner}; insert into items values (7, $$seven$$)`,
+      );
+      const error = failed(
+        await node.request('backup.restore', { backupId: 'task5-node-a', kinds: ['database'] }),
+      );
+      expect(error.code).toBe('ROLLBACK_FAILED');
+      expect(error.message).toContain('the live database is unchanged');
+      expect(await items()).toBe('one,two,four,six,seven');
+      expect(await sideDatabases()).toBe('0');
+    } finally {
+      await psql(
+        `alter database "${dbname}" reset all; grant connect on database "${dbname}" to public; ` +
+          `revoke connect on database "${dbname}" from ${reader}; drop table if exists owned; ` +
+          `drop role if exists ${reader}; drop role if exists ${owner}; drop role if exists ${outsider}`,
+      );
+    }
   });
 });
 
