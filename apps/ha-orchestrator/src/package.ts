@@ -39,22 +39,24 @@ const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/;
  * Why a package was refused: stable strings in the error's `details.reason`, for clients and
  * runbooks (the envelope's `code` is VALIDATION_FAILED, CHECKSUM_MISMATCH or SIGNATURE_INVALID).
  */
-export type PackageRejection =
-  | 'NOT_MULTIPART'
-  | 'PACKAGE_MISSING'
-  | 'SIGNATURE_MISSING'
-  | 'UNEXPECTED_FIELD'
-  | 'SIGNATURE_MALFORMED'
-  | 'SIGNATURE_MISMATCH'
-  | 'NOT_A_ZIP'
-  | 'UNSAFE_ENTRY'
-  | 'TOO_LARGE'
-  | 'MANIFEST_MISSING'
-  | 'MANIFEST_INVALID'
-  | 'FILE_MISSING'
-  | 'CHECKSUM_MISMATCH'
-  | 'ROLLBACK_SCRIPT_MISSING'
-  | 'VERSION_TOO_OLD';
+export const PACKAGE_REJECTIONS = [
+  'NOT_MULTIPART',
+  'PACKAGE_MISSING',
+  'SIGNATURE_MISSING',
+  'UNEXPECTED_FIELD',
+  'SIGNATURE_MALFORMED',
+  'SIGNATURE_MISMATCH',
+  'NOT_A_ZIP',
+  'UNSAFE_ENTRY',
+  'TOO_LARGE',
+  'MANIFEST_MISSING',
+  'MANIFEST_INVALID',
+  'FILE_MISSING',
+  'CHECKSUM_MISMATCH',
+  'ROLLBACK_SCRIPT_MISSING',
+  'VERSION_TOO_OLD',
+] as const;
+export type PackageRejection = (typeof PACKAGE_REJECTIONS)[number];
 
 /** The manifest as validated. */
 export interface PackageManifest {

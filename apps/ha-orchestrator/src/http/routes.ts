@@ -6,6 +6,7 @@ import { UpgradeError } from '@upgrade/core';
 import { Type, errorResponses, type ServicePlugin } from '@upgrade/service';
 import { callerOf } from '../auth.js';
 import {
+  PACKAGE_REJECTIONS,
   compareVersions,
   decodeSignature,
   packageError,
@@ -75,8 +76,7 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
         description:
           'multipart/form-data with the file field `package` (a ZIP holding manifest.json, the jar and the schema scripts) ' +
           'and the text field `signature` (base64 ed25519 over the ZIP bytes). 400 names why a package is refused in ' +
-          '`error.details.reason` (NOT_MULTIPART, PACKAGE_MISSING, SIGNATURE_MISSING, SIGNATURE_MALFORMED, NOT_A_ZIP, ' +
-          'UNSAFE_ENTRY, TOO_LARGE, MANIFEST_MISSING, MANIFEST_INVALID, FILE_MISSING, CHECKSUM_MISMATCH, VERSION_TOO_OLD); ' +
+          `\`error.details.reason\` (${PACKAGE_REJECTIONS.join(', ')}); ` +
           '403 a signature no configured key verifies; 409 another task is not final; 413 the upload is too large.',
         tags: ['upgrade'],
         consumes: ['multipart/form-data'],
