@@ -22,6 +22,11 @@ export interface ServiceOptions {
   healthChecks?: HealthChecks;
   /** Per health check attempt. Default 2000 ms. */
   healthTimeoutMs?: number;
+  /**
+   * false: no kit `GET /healthz` (the service adds its own body there on `app.checkHealth()`, which
+   * stays). Default true.
+   */
+  healthRoute?: boolean;
   /** Title, description, servers of the OpenAPI document; Swagger UI path. */
   openapi?: OpenApiOptions;
   /** Registry to use, process metrics on/off, latency buckets. */
@@ -34,6 +39,11 @@ export interface ServiceOptions {
   requestTimeout?: number;
   /** Limit for handling a request (routing to response) in ms; answers 503 when passed. Default none. */
   handlerTimeout?: number;
+  /**
+   * Longest path parameter the router matches (fastify's `maxParamLength`, default 100); a longer
+   * one answers 414. Raise it to let a route's schema answer an over-long id with 400 naming it.
+   */
+  maxParamLength?: number;
 }
 
 /**
@@ -59,6 +69,7 @@ export async function createService(options: ServiceOptions): Promise<ServiceApp
       bodyLimit: options.bodyLimit,
       requestTimeout: options.requestTimeout,
       handlerTimeout: options.handlerTimeout,
+      maxParamLength: options.maxParamLength,
     }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -70,7 +81,11 @@ export async function createService(options: ServiceOptions): Promise<ServiceApp
   // Before any documented route: @fastify/swagger only sees routes added after it.
   await registerOpenApi(app, { title: options.name, version: options.version }, options.openapi);
   registerHealth(app, {
-    ...definedOnly({ checks: options.healthChecks, timeoutMs: options.healthTimeoutMs }),
+    ...definedOnly({
+      checks: options.healthChecks,
+      timeoutMs: options.healthTimeoutMs,
+      route: options.healthRoute,
+    }),
   });
   return app;
 }

@@ -11,6 +11,11 @@ export interface HealthOptions {
   timeoutMs?: number;
   /** Extra attempts per failing check. Default 0. */
   retries?: number;
+  /**
+   * Add `GET /healthz` with the core's report as its body. Default true; false for a service whose
+   * clients already read another body there and which adds its own route on `app.checkHealth()`.
+   */
+  route?: boolean;
 }
 
 /** The OpenAPI component name of the health report. */
@@ -46,10 +51,9 @@ declare module 'fastify' {
   }
 }
 
-/** Adds `GET /healthz` and `app.checkHealth()`, for services that also expose health elsewhere. */
+/** Adds `app.checkHealth()` and (unless `route: false`) `GET /healthz` answering its report. */
 export function registerHealth(app: FastifyInstance, options: HealthOptions = {}): void {
-  const { checks = [], timeoutMs = 2000, retries = 0 } = options;
-  app.addSchema(HealthReportSchema);
+  const { checks = [], timeoutMs = 2000, retries = 0, route = true } = options;
   app.decorate('checkHealth', (log: FastifyBaseLogger = app.log) =>
     runChecks(typeof checks === 'function' ? checks() : checks, {
       timeout: timeoutMs,
@@ -57,6 +61,8 @@ export function registerHealth(app: FastifyInstance, options: HealthOptions = {}
       onError: (name, err) => log.warn({ check: name, err }, 'health check failed'),
     }),
   );
+  if (!route) return;
+  app.addSchema(HealthReportSchema);
   const report = Type.Ref(HEALTH_REPORT_ID);
   app.get(
     '/healthz',

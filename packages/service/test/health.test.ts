@@ -101,4 +101,26 @@ describe('GET /healthz', () => {
     expect((await app.checkHealth()).status).toBe('down');
     await app.close();
   });
+
+  it('leaves the route to the service with healthRoute false; app.checkHealth still runs the checks', async () => {
+    const { app } = await build({ healthChecks: [healthy, broken], healthRoute: false });
+    app.get('/healthz', async () => ({ mine: (await app.checkHealth()).status }));
+    const response = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ mine: 'down' });
+    await app.close();
+  });
+});
+
+describe('maxParamLength', () => {
+  it('lets a route see a path parameter longer than the router default of 100 characters', async () => {
+    const short = await build({});
+    const long = await build({ maxParamLength: 500 });
+    for (const { app } of [short, long]) app.get('/items/:id', async (request) => request.params);
+    const id = 'a'.repeat(101);
+    expect((await short.app.inject({ method: 'GET', url: `/items/${id}` })).statusCode).toBe(414);
+    expect((await long.app.inject({ method: 'GET', url: `/items/${id}` })).json()).toEqual({ id });
+    await short.app.close();
+    await long.app.close();
+  });
 });
