@@ -8,7 +8,6 @@ import { agentRoutes } from './http/agent.js';
 import { authRoutes, cookieAuthenticator, type LoginRateLimit, type SessionCookie } from './http/auth.js';
 import { deviceRoutes } from './http/devices.js';
 import { registerHealthz } from './http/healthz.js';
-import { longIdRoutes } from './http/long-ids.js';
 import { modelRoutes } from './http/models.js';
 import { SHARED_SCHEMAS } from './http/schemas.js';
 import { registerStrictInput } from './http/strict-input.js';
@@ -71,6 +70,11 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
     version: SERVICE_VERSION,
     logger: deps.logger ?? 'info',
     healthChecks: deps.healthChecks,
+    // /healthz answers the body visionA probes read (http/healthz.ts), on the kit's checks.
+    healthRoute: false,
+    // The router matches ids of any length a request line can carry, so an id over its schema's
+    // 100 characters is a 400 naming `id` like any other bad id, not the router's 414.
+    maxParamLength: 16_384,
     ...(settings.trustProxy === undefined ? {} : { trustProxy: settings.trustProxy }),
     openapi: {
       title: 'visiona-api',
@@ -114,7 +118,6 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
   await app.register(modelRoutes, { models: stores.models, authenticate });
   await app.register(deviceRoutes, { devices: stores.devices, pairing, hub, authenticate });
   await app.register(agentRoutes, { pairing, pairRateLimit: settings.pairRateLimit ?? PAIR_RATE_LIMIT });
-  await app.register(longIdRoutes);
   await app.register(systemRoutes, {
     devices: stores.devices,
     hub,

@@ -2,10 +2,8 @@
 // {"postgres":"ok"|"down","redis":"ok"|"down"}}, only the configured dependencies listed ("ok" with
 // no checks when none is), 503 when one is down. Each ping is bounded by the kit's 2 s per check.
 //
-// The service kit registers its own GET /healthz (a list of check results) before any app route.
-// This route takes its place through a route constraint every request satisfies: find-my-way picks
-// the constrained route of a path over the unconstrained one, and the OpenAPI document describes
-// this one. The kit's checks, timeout and logging of a failed ping (never in the body) are reused.
+// The kit's own /healthz is switched off (healthRoute: false); its checks, timeout and logging of a
+// failed ping (never in the body) are reused through app.checkHealth().
 import { Type, type ServiceApp, type Static } from '@upgrade/service';
 
 const Check = Type.Enum(['ok', 'down']);
@@ -22,29 +20,11 @@ export const HealthzBody = Type.Object(
 );
 export type HealthzBody = Static<typeof HealthzBody>;
 
-const CONSTRAINT = 'visionaHealthz';
-
 export function registerHealthz(app: ServiceApp): void {
   app.addSchema(HealthzBody);
-  app.addConstraintStrategy({
-    name: CONSTRAINT,
-    storage() {
-      const handlers = new Map<string, unknown>();
-      return {
-        get: (value: string) => handlers.get(value) ?? null,
-        set: (value: string, handler: unknown) => {
-          handlers.set(value, handler);
-        },
-      };
-    },
-    deriveConstraint: () => 'always',
-    mustMatchWhenDerived: false,
-  } as Parameters<ServiceApp['addConstraintStrategy']>[0]);
-
   app.get(
     '/healthz',
     {
-      constraints: { [CONSTRAINT]: 'always' },
       // Probes hit this every few seconds; failures still log at warn.
       logLevel: 'warn',
       schema: {
