@@ -95,7 +95,9 @@ const versions = (await (await fetch(`${service.address}/api/v1.0/versions`)).js
 console.log(
   `versions: ${JSON.stringify(versions.data)}; ${unit} answers ${(await getHealth(appPort))?.version ?? '?'}`,
 );
-console.log(`device API received ${deviceApi.accepted.length} progress reports`);
+console.log(`device API received ${deviceApi.accepted.length} progress reports; the first and the last:`);
+for (const report of [deviceApi.accepted[0], deviceApi.accepted.at(-1)])
+  console.log(`  POST ${new URL(deviceApi.url).pathname} ${JSON.stringify(report)}`);
 
 const stop = async (): Promise<void> => {
   await service.stop();
