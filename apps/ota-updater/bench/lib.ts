@@ -76,22 +76,23 @@ export interface ServiceHandle {
 }
 
 /**
- * Spawns `node [nodeArgs] dist/cli.js serve` with exactly this environment (PATH and HOME inherited,
- * nothing else) and resolves once it logged `ota-updater listening` with its `docs` address (so
- * LOG_LEVEL must be info or lower).
+ * Spawns `node [nodeArgs] dist/cli.js serve` (or another built `script` that logs the same line)
+ * with exactly this environment (PATH and HOME inherited, nothing else) and resolves once it logged
+ * `ota-updater listening` with its `docs` address (so LOG_LEVEL must be info or lower).
  */
 export async function startService(
   env: Record<string, string>,
   cwd: string,
   nodeArgs: readonly string[] = serviceNodeArgs(),
+  script: string = CLI_PATH,
 ): Promise<ServiceHandle> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI_PATH, 'serve'], {
+  const child = spawn(process.execPath, [...nodeArgs, script, 'serve'], {
     cwd,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? cwd, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not spawn ${CLI_PATH}`);
+  if (pid === undefined) throw new Error(`could not spawn ${script}`);
   const recent: string[] = [];
   let lines = 0;
   let address: string | null = null;
