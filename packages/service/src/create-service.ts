@@ -69,8 +69,10 @@ export async function createService(options: ServiceOptions): Promise<ServiceApp
       bodyLimit: options.bodyLimit,
       requestTimeout: options.requestTimeout,
       handlerTimeout: options.handlerTimeout,
-      maxParamLength: options.maxParamLength,
     }),
+    ...(options.maxParamLength === undefined
+      ? {}
+      : { routerOptions: { maxParamLength: options.maxParamLength } }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerRequestIdHeader(app);
