@@ -138,7 +138,7 @@ export async function startHaOrchestrator(
       error: (o, m) => app.log.error(o, m),
     },
   });
-  const recovered = await runner.recover();
+  const { recovered, leftAlone } = await runner.recover();
   await cleanWorkDir(config.workDir);
 
   const app = await buildApp({
@@ -191,6 +191,11 @@ export async function startHaOrchestrator(
     app.log.warn(
       { taskId: task.id, error: task.error },
       'an upgrade task interrupted by a restart was marked FAILED',
+    );
+  for (const task of leftAlone)
+    app.log.info(
+      { taskId: task.id, state: task.state },
+      'an upgrade task is run by another orchestrator instance (its lease is held); left alone',
     );
 
   // Order matters: let a running upgrade reach a safe point and record it before the pool closes.

@@ -11,9 +11,18 @@ const unused = (): never => {
 /** openapi.json's exact text. */
 export async function renderOpenApi(): Promise<string> {
   const app = await buildApp({
-    tasks: { create: unused, get: unused, list: unused, update: unused, active: unused },
+    tasks: {
+      create: unused,
+      get: unused,
+      list: unused,
+      update: unused,
+      active: unused,
+      claimLease: unused,
+      renewLease: unused,
+      releaseLease: unused,
+    },
     audit: { logs: unused, steps: unused },
-    runner: { start: unused, cancel: unused },
+    runner: { start: unused, cancel: unused, lease: { owner: 'openapi', ttlMs: 1 } },
     restore: unused,
     nodeVersions: unused,
     packages: {

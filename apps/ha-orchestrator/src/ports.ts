@@ -234,6 +234,14 @@ export interface NewTask {
   toVersion: string;
   packageSha256: string;
   requestedBy: string | null;
+  /** Created leased to the instance that will run it, so no other instance takes it over meanwhile. */
+  lease?: LeaseRequest;
+}
+
+/** A claim on a task by one orchestrator instance, valid `ttlMs` from the store's clock. */
+export interface LeaseRequest {
+  owner: string;
+  ttlMs: number;
 }
 
 export type TaskPatch = Partial<
@@ -269,6 +277,15 @@ export interface TaskStore {
   update(id: string, patch: TaskPatch): Promise<UpgradeTask>;
   /** The task not in a final state, if any (there is at most one). */
   active(): Promise<UpgradeTask | null>;
+  /**
+   * Leases a task that is not final to `lease.owner` when its lease is free, expired or already
+   * that owner's, in one conditional write: of instances racing for it exactly one gets true.
+   */
+  claimLease(id: string, lease: LeaseRequest): Promise<boolean>;
+  /** Extends the owner's lease; false once it is no longer the owner's (another instance took it). */
+  renewLease(id: string, lease: LeaseRequest): Promise<boolean>;
+  /** Clears the lease if `owner` still holds it. */
+  releaseLease(id: string, owner: string): Promise<void>;
 }
 
 /** One step of the flow (upgrade_progress). */

@@ -6,6 +6,12 @@
 // second schema script run, a second VIP switch), the unpacked package in WORK_DIR may be gone, and
 // what the nodes did while nobody watched is unknown. The operator checks GET /health and, if a
 // node is half-upgraded, rolls back with POST /api/v1/upgrade/rollback/{id} from the task's backups.
+//
+// Leases: the instance running a task holds a lease on it in the task store (created with it,
+// renewed every `leaseRenewMs`, released when the run ends). `recover` takes over only a task whose
+// lease is free or expired, by one conditional write, so with two instances on one database a task
+// another instance still runs is left alone and a crashed one is recovered by exactly one.
+import { randomUUID } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpgradeError, describeError, type Clock } from '@upgrade/core';
@@ -15,6 +21,7 @@ import {
   type AuditTrail,
   type Cluster,
   type FlowConfig,
+  type LeaseRequest,
   type TaskStore,
   type UpgradeConfigStore,
   type UpgradePackage,
@@ -55,23 +62,47 @@ export interface TaskRunnerDeps {
   logger?: RunnerLogger;
   /** Called with each task once its run ended (metrics). */
   onFinished?: (task: UpgradeTask) => void;
+  /** This instance's name in task leases. Default: a random UUID, so a restarted process is a new owner. */
+  instanceId?: string;
+  /** How long a lease holds without renewal. Default 30 s. */
+  leaseTtlMs?: number;
+  /** How often a running task's lease is renewed (on `clock`). Default 10 s. */
+  leaseRenewMs?: number;
 }
 
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+export const DEFAULT_LEASE_RENEW_MS = 10_000;
+
 export interface TaskRunner {
-  /** Starts the flow for a freshly created task; returns at once. */
+  /** The lease a task this runner will start is created with (`TaskStore.create`). */
+  readonly lease: LeaseRequest;
+  /**
+   * Starts the flow for a freshly created task; returns at once. A task leased to another
+   * instance is not run.
+   */
   start(task: UpgradeTask, pkg: UpgradePackage): void;
   /**
    * Asks a task to stop. NOT_FOUND for an unknown id, CONFLICT when it is already final. Repeated
    * requests keep the first reason.
    */
   cancel(id: string, reason: string, requestedBy: string | null): Promise<UpgradeTask>;
-  /** Marks tasks a crash left non-final as FAILED; call once before serving. Returns them. */
-  recover(): Promise<UpgradeTask[]>;
+  /**
+   * Marks tasks a crash left non-final as FAILED; call once before serving. A task whose lease
+   * another instance holds (and renews) is left alone.
+   */
+  recover(): Promise<Recovery>;
   isRunning(id: string): boolean;
   /** Resolves when no task runs. */
   settled(): Promise<void>;
   /** Asks running tasks to stop (shutdown) and waits for them. */
   stop(reason?: string): Promise<void>;
+}
+
+export interface Recovery {
+  /** Tasks a crash had left non-final, now failed (INTERRUPTED). */
+  recovered: UpgradeTask[];
+  /** Non-final tasks another live instance holds the lease on, as they were. */
+  leftAlone: UpgradeTask[];
 }
 
 /** The code of the error a crash-interrupted task is failed with. */
@@ -82,9 +113,55 @@ const isFinal = (task: UpgradeTask): boolean => FINAL_STATES.includes(task.state
 export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   const now = (): Date => new Date(deps.clock.now());
+  const lease: LeaseRequest = {
+    owner: deps.instanceId ?? randomUUID(),
+    ttlMs: deps.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+  };
+  const renewMs = deps.leaseRenewMs ?? DEFAULT_LEASE_RENEW_MS;
+
+  /** Renews the lease on `id` until the returned function is called, which also releases it. */
+  const holdLease = (id: string): (() => Promise<void>) => {
+    const stop = new AbortController();
+    const renewing = (async () => {
+      for (;;) {
+        try {
+          await deps.clock.sleep(renewMs, stop.signal);
+        } catch {
+          return;
+        }
+        try {
+          if (!(await deps.tasks.renewLease(id, lease))) {
+            deps.logger?.error(
+              { taskId: id, owner: lease.owner },
+              'the lease on the task was taken over by another orchestrator instance',
+            );
+            return;
+          }
+        } catch (error) {
+          deps.logger?.warn({ taskId: id, err: error }, 'could not renew the lease on the task; retrying');
+        }
+      }
+    })();
+    return async () => {
+      stop.abort();
+      await renewing;
+      await deps.tasks.releaseLease(id, lease.owner).catch((error: unknown) => {
+        deps.logger?.warn({ taskId: id, err: error }, 'could not release the lease on the task');
+      });
+    };
+  };
 
   const execute = async (task: UpgradeTask, pkg: UpgradePackage, signal: AbortSignal): Promise<void> => {
+    let release: (() => Promise<void>) | null = null;
     try {
+      if (!(await deps.tasks.claimLease(task.id, lease))) {
+        deps.logger?.error(
+          { taskId: task.id },
+          'the task is leased to another orchestrator instance; not running it',
+        );
+        return;
+      }
+      release = holdLease(task.id);
       const config = await deps.configStore.get();
       const final = await deps.run(
         {
@@ -112,6 +189,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
         DEFAULT_LOG_SOURCE,
       );
     } finally {
+      await release?.();
       await rm(pkg.workDir, { recursive: true, force: true }).catch(() => undefined);
     }
   };
@@ -150,6 +228,8 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
   };
 
   return {
+    lease,
+
     start(task, pkg) {
       if (running.has(task.id)) throw new UpgradeError('CONFLICT', `task ${task.id} is already running`);
       const controller = new AbortController();
@@ -207,21 +287,27 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
 
     async recover() {
       const recovered: UpgradeTask[] = [];
+      const leftAlone: UpgradeTask[] = [];
       for (
         let task = await deps.tasks.active();
         task !== null && !running.has(task.id);
         task = await deps.tasks.active()
       ) {
+        if (!(await deps.tasks.claimLease(task.id, lease))) {
+          leftAlone.push(task);
+          break;
+        }
         const message =
           `the orchestrator stopped while this task was in state ${task.state}` +
           `${task.currentStep === null ? '' : ` (step ${task.currentStep})`}; it was not resumed. ` +
           'Check both nodes with GET /health; if one is half-upgraded, roll back with POST /api/v1/upgrade/rollback/' +
           `${task.id}. Config sync (rsync) may still be paused and the config files read-only (config.lock) on the nodes.`;
         const failed = await failTask(task.id, INTERRUPTED, message, 'recovery');
+        await deps.tasks.releaseLease(task.id, lease.owner).catch(() => undefined);
         if (failed === null || !isFinal(failed)) break;
         recovered.push(failed);
       }
-      return recovered;
+      return { recovered, leftAlone };
     },
 
     isRunning: (id) => running.has(id),

@@ -70,6 +70,53 @@ export function describeStoreContract(name: string, open: () => Promise<StoreTar
       stores = await target.fresh(clock);
     });
 
+    describe('task leases', () => {
+      const A = { owner: 'instance-a', ttlMs: 30_000 };
+      const B = { owner: 'instance-b', ttlMs: 30_000 };
+
+      it('gives a free lease to the first claimant and refuses another until it expires', async () => {
+        const task = await stores.tasks.create(newTask());
+        expect(await stores.tasks.claimLease(task.id, A)).toBe(true);
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(false);
+        expect(await stores.tasks.claimLease(task.id, A)).toBe(true);
+        await clock.advance(29_999);
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(false);
+        await clock.advance(1);
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(true);
+        expect(await stores.tasks.renewLease(task.id, A)).toBe(false);
+        expect(await stores.tasks.claimLease(task.id, A)).toBe(false);
+      });
+
+      it('keeps a renewed lease past its first expiry and frees a released one', async () => {
+        const task = await stores.tasks.create({ ...newTask(), lease: A });
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(false);
+        await clock.advance(20_000);
+        expect(await stores.tasks.renewLease(task.id, A)).toBe(true);
+        await clock.advance(20_000);
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(false);
+        await stores.tasks.releaseLease(task.id, B.owner);
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(false);
+        await stores.tasks.releaseLease(task.id, A.owner);
+        expect(await stores.tasks.claimLease(task.id, B)).toBe(true);
+      });
+
+      it('never leases a final task or one that does not exist', async () => {
+        const task = await stores.tasks.create(newTask());
+        await stores.tasks.update(task.id, { state: 'FAILED' });
+        expect(await stores.tasks.claimLease(task.id, A)).toBe(false);
+        expect(await stores.tasks.claimLease(randomUUID(), A)).toBe(false);
+        expect(await stores.tasks.renewLease(randomUUID(), A)).toBe(false);
+      });
+
+      it('lets exactly one of many racing claimants take an expired lease', async () => {
+        const task = await stores.tasks.create({ ...newTask(), lease: A });
+        await clock.advance(60_000);
+        const owners = Array.from({ length: 8 }, (_, i) => ({ owner: `instance-${i}`, ttlMs: 30_000 }));
+        const won = await Promise.all(owners.map((o) => stores.tasks.claimLease(task.id, o)));
+        expect(won.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
     describe('tasks', () => {
       it('creates a task in IDLE with everything else unset', async () => {
         const input = newTask();

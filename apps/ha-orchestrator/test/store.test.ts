@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FakeClock } from '@upgrade/core';
 import { migrate, migrationStatus, openDatabase, type DatabaseHandle } from '@upgrade/db';
 import { rejectionOf, useTestDatabase } from '@upgrade/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,8 @@ import {
 import * as schema from '../src/db/schema.js';
 import { migrationsFolder } from '../src/paths.js';
 import { createMemoryStores } from '../src/stores/memory.js';
+import type { Cluster } from '../src/ports.js';
+import { createTaskRunner, type TaskRunner } from '../src/task-runner.js';
 import { describeStoreContract, type StoreTarget } from './store-contract.js';
 
 const testDb = useTestDatabase();
@@ -95,6 +98,52 @@ describe('PostgreSQL only', () => {
       "SELECT count(*)::int AS n FROM upgrade_task WHERE state = 'IDLE'",
     );
     expect(rows[0]?.n).toBe(1);
+  });
+
+  it('lets exactly one of two instances on separate connections recover a crashed task', async () => {
+    await handle.execute(TRUNCATE);
+    const clock = new FakeClock(Date.parse('2030-01-01T00:00:00Z'));
+    const now = (): Date => new Date(clock.now());
+    const other = await openDatabase({ url: testDb.url, schema });
+    try {
+      const runners = [handle, other].map((h, i) =>
+        createTaskRunner({
+          tasks: createPgTaskStore(h.db, now),
+          audit: createPgAuditTrail(h.db),
+          configStore: createPgUpgradeConfigStore(h.db, now),
+          cluster: { nodes: [], vip: '10.0.0.1' } as unknown as Cluster,
+          clock,
+          run: async () => {
+            throw new Error('no task is started here');
+          },
+          instanceId: `instance-${i}`,
+        }),
+      );
+      const tasks = createPgTaskStore(handle.db, now);
+      const task = await tasks.create({
+        id: randomUUID(),
+        toVersion: '2.4.0',
+        packageSha256: 'a'.repeat(64),
+        requestedBy: null,
+        lease: { owner: 'crashed', ttlMs: 30_000 },
+      });
+      await tasks.update(task.id, { state: 'UPGRADE_BACKUP' });
+      const [first, second] = runners as [TaskRunner, TaskRunner];
+      expect((await first.recover()).leftAlone.map((t) => t.id)).toEqual([task.id]);
+      await clock.advance(30_000);
+      const results = await Promise.all([first.recover(), second.recover()]);
+      expect(results.flatMap((r) => r.recovered).map((t) => t.id)).toEqual([task.id]);
+      const rows = await handle.execute<{ n: number }>(
+        `SELECT count(*)::int AS n FROM upgrade_history WHERE task_id = '${task.id}' AND to_state = 'FAILED'`,
+      );
+      expect(rows[0]?.n).toBe(1);
+      const [lease] = await handle.execute<{ lease_owner: string | null }>(
+        `SELECT lease_owner FROM upgrade_task WHERE id = '${task.id}'`,
+      );
+      expect(lease?.lease_owner).toBeNull();
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses audit rows of a task that does not exist', async () => {

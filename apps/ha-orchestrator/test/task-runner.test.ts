@@ -141,7 +141,7 @@ describe('start-up after a crash', () => {
     const task = await s.tasks.create(newTask());
     await s.tasks.update(task.id, { state: 'VIP_SWITCH', currentStep: 'vip.switch', percent: 48 });
 
-    const recovered = await s.runner.recover();
+    const { recovered } = await s.runner.recover();
     expect(recovered.map((t) => t.id)).toEqual([task.id]);
     const failed = (await s.tasks.get(task.id)) as UpgradeTask;
     expect(failed).toMatchObject({
@@ -160,7 +160,72 @@ describe('start-up after a crash', () => {
     });
     expect((await s.tasks.get(old.id))?.state).toBe('COMPLETE');
     expect(await s.tasks.active()).toBeNull();
-    expect(await s.runner.recover()).toEqual([]);
+    expect(await s.runner.recover()).toEqual({ recovered: [], leftAlone: [] });
+  });
+
+  it('leaves a task alone while the instance running it renews its lease, and takes it over once that instance is gone', async () => {
+    const clock = new FakeClock(Date.parse('2030-01-01T00:00:00Z'));
+    const stores = createMemoryStores({ clock });
+    const runnerOn = (runnerClock: FakeClock, instanceId: string) =>
+      createTaskRunner({
+        tasks: stores.tasks,
+        audit: stores.audit,
+        configStore: stores.config,
+        cluster,
+        clock: runnerClock,
+        run: waitForCancel,
+        instanceId,
+      });
+    // A runs the task; B is a second instance on the same database, started meanwhile.
+    const a = runnerOn(clock, 'instance-a');
+    const b = runnerOn(clock, 'instance-b');
+    const dir = mkdtempSync(join(tmpdir(), 'ha-runner-'));
+    const task = await stores.tasks.create({ ...newTask(), lease: a.lease });
+    a.start(task, pkgIn(dir));
+    await waitFor(async () => (await stores.tasks.get(task.id))?.state === 'PREPARE');
+    await clock.advance(120_000);
+    const running = await b.recover();
+    expect(running.recovered).toEqual([]);
+    expect(running.leftAlone.map((t) => t.id)).toEqual([task.id]);
+    expect(await stores.tasks.get(task.id)).toMatchObject({ state: 'PREPARE', error: null });
+    expect(a.isRunning(task.id)).toBe(true);
+
+    // A stops renewing (its process is gone: its clock never moves again); B takes over once the
+    // lease expired, and only then.
+    await a.stop();
+    const frozen = runnerOn(new FakeClock(clock.now()), 'instance-c');
+    const second = await stores.tasks.create({ ...newTask(), lease: frozen.lease });
+    frozen.start(second, pkgIn(mkdtempSync(join(tmpdir(), 'ha-runner-'))));
+    await waitFor(async () => (await stores.tasks.get(second.id))?.state === 'PREPARE');
+    await clock.advance(29_999);
+    expect((await b.recover()).recovered).toEqual([]);
+    await clock.advance(1);
+    const { recovered } = await b.recover();
+    expect(recovered.map((t) => t.id)).toEqual([second.id]);
+    expect(recovered[0]).toMatchObject({ state: 'FAILED', error: { code: INTERRUPTED } });
+  });
+
+  it('lets exactly one of two instances starting together recover a crashed task', async () => {
+    const clock = new FakeClock(Date.parse('2030-01-01T00:00:00Z'));
+    const stores = createMemoryStores({ clock });
+    const runners = ['instance-a', 'instance-b'].map((instanceId) =>
+      createTaskRunner({
+        tasks: stores.tasks,
+        audit: stores.audit,
+        configStore: stores.config,
+        cluster,
+        clock,
+        run: waitForCancel,
+        instanceId,
+      }),
+    );
+    const task = await stores.tasks.create({ ...newTask(), lease: { owner: 'crashed', ttlMs: 30_000 } });
+    await stores.tasks.update(task.id, { state: 'BACKUP' });
+    await clock.advance(30_000);
+    const results = await Promise.all(runners.map((r) => r.recover()));
+    expect(results.flatMap((r) => r.recovered).map((t) => t.id)).toEqual([task.id]);
+    const logs = await stores.audit.logs(task.id, { limit: 10, offset: 0 });
+    expect(logs.items.filter((l) => l.toState === 'FAILED')).toHaveLength(1);
   });
 
   it('removes upload directories a crash left in the work dir', async () => {

@@ -2,7 +2,7 @@
 // drivers). Read and write only: the rules of the flow live in rolling-upgrade.ts.
 import { UpgradeError, isUpgradeError } from '@upgrade/core';
 import { translatePgErrors } from '@upgrade/db';
-import { and, asc, count, desc, eq, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, isNull, lte, or, sql } from 'drizzle-orm';
 import type { HaDatabase } from '../db/database.js';
 import {
   apiRequestLog,
@@ -62,6 +62,12 @@ export function createPgTaskStore(db: HaDatabase, now: () => Date = () => new Da
               packageSha256: task.packageSha256,
               requestedBy: task.requestedBy,
               createdAt: now(),
+              ...(task.lease === undefined
+                ? {}
+                : {
+                    leaseOwner: task.lease.owner,
+                    leaseExpiresAt: new Date(now().getTime() + task.lease.ttlMs),
+                  }),
             })
             .returning(),
         );
@@ -110,6 +116,50 @@ export function createPgTaskStore(db: HaDatabase, now: () => Date = () => new Da
       translatePgErrors(async () => {
         const [row] = await db.select().from(upgradeTask).where(NOT_FINAL).limit(1);
         return row === undefined ? null : toTask(row);
+      }),
+
+    // One UPDATE with the whole condition in its WHERE: PostgreSQL re-checks it on the row it
+    // locks, so of two instances racing the second sees the first one's lease and updates nothing.
+    claimLease: (id, { owner, ttlMs }) =>
+      translatePgErrors(async () => {
+        if (!UUID.test(id)) return false;
+        const at = now();
+        const rows = await db
+          .update(upgradeTask)
+          .set({ leaseOwner: owner, leaseExpiresAt: new Date(at.getTime() + ttlMs) })
+          .where(
+            and(
+              eq(upgradeTask.id, id),
+              NOT_FINAL,
+              or(
+                isNull(upgradeTask.leaseOwner),
+                eq(upgradeTask.leaseOwner, owner),
+                lte(upgradeTask.leaseExpiresAt, at),
+              ),
+            ),
+          )
+          .returning({ id: upgradeTask.id });
+        return rows.length === 1;
+      }),
+
+    renewLease: (id, { owner, ttlMs }) =>
+      translatePgErrors(async () => {
+        if (!UUID.test(id)) return false;
+        const rows = await db
+          .update(upgradeTask)
+          .set({ leaseExpiresAt: new Date(now().getTime() + ttlMs) })
+          .where(and(eq(upgradeTask.id, id), eq(upgradeTask.leaseOwner, owner)))
+          .returning({ id: upgradeTask.id });
+        return rows.length === 1;
+      }),
+
+    releaseLease: (id, owner) =>
+      translatePgErrors(async () => {
+        if (!UUID.test(id)) return;
+        await db
+          .update(upgradeTask)
+          .set({ leaseOwner: null, leaseExpiresAt: null })
+          .where(and(eq(upgradeTask.id, id), eq(upgradeTask.leaseOwner, owner)));
       }),
   };
 }

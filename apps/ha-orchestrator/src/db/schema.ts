@@ -57,6 +57,12 @@ export const upgradeTask = pgTable(
     cancelRequestedAt: timestamptz('cancel_requested_at'),
     cancelReason: text('cancel_reason'),
     requestedBy: text('requested_by'),
+    /**
+     * The orchestrator instance running or reconciling the task, and until when: renewed while it
+     * works, cleared when it ends. Another instance takes the task over only once it expired.
+     */
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: timestamptz('lease_expires_at'),
   },
   (t) => [
     // At most one task that is not final: a second trigger fails here (CONFLICT -> 409), even when

@@ -52,7 +52,7 @@ export interface PackageSettings {
 export interface RoutesDeps {
   tasks: TaskStore;
   audit: Pick<AuditTrail, 'logs' | 'steps'>;
-  runner: Pick<TaskRunner, 'start' | 'cancel'>;
+  runner: Pick<TaskRunner, 'start' | 'cancel' | 'lease'>;
   /** restore.ts's `restoreFromBackup` bound to its dependencies. */
   restore: (taskId: string) => Promise<UpgradeTask>;
   /** The version each node reports now (null when unknown), for a package's `minFromVersion`. */
@@ -117,6 +117,7 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
           toVersion: unpacked.manifest.version,
           packageSha256: upload.packageSha256,
           requestedBy: callerOf(request) ?? request.ip,
+          lease: deps.runner.lease,
         });
         deps.runner.start(task, toUpgradePackage(unpacked, upload.packageSha256, workDir));
         started = true;

@@ -34,7 +34,7 @@ export interface MemoryStoreOptions {
 export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskStore {
   const clock = options.clock ?? systemClock;
   // Insertion order breaks ties between tasks created in the same millisecond.
-  const rows = new Map<string, { task: UpgradeTask; seq: number }>();
+  const rows = new Map<string, { task: UpgradeTask; seq: number; lease: Lease | null }>();
   let seq = 0;
   const isActive = (task: UpgradeTask): boolean => !FINAL_STATES.includes(task.state);
 
@@ -68,7 +68,11 @@ export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskSto
         cancelReason: null,
         requestedBy: input.requestedBy,
       };
-      rows.set(task.id, { task, seq: seq++ });
+      const lease =
+        input.lease === undefined
+          ? null
+          : { owner: input.lease.owner, expiresAt: clock.now() + input.lease.ttlMs };
+      rows.set(task.id, { task, seq: seq++, lease });
       return copyTask(task);
     },
     async get(id) {
@@ -97,7 +101,31 @@ export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskSto
       const row = [...rows.values()].find((r) => isActive(r.task));
       return row === undefined ? null : copyTask(row.task);
     },
+    async claimLease(id, { owner, ttlMs }) {
+      const row = rows.get(id);
+      if (row === undefined || !isActive(row.task)) return false;
+      const now = clock.now();
+      if (row.lease !== null && row.lease.owner !== owner && row.lease.expiresAt > now) return false;
+      row.lease = { owner, expiresAt: now + ttlMs };
+      return true;
+    },
+    async renewLease(id, { owner, ttlMs }) {
+      const row = rows.get(id);
+      if (row?.lease?.owner !== owner) return false;
+      row.lease = { owner, expiresAt: clock.now() + ttlMs };
+      return true;
+    },
+    async releaseLease(id, owner) {
+      const row = rows.get(id);
+      if (row?.lease?.owner === owner) row.lease = null;
+    },
   };
+}
+
+interface Lease {
+  owner: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
 }
 
 /** The append-only audit tables in memory. */
