@@ -20,6 +20,8 @@ export async function renderOpenApi(): Promise<string> {
       claimLease: unused,
       renewLease: unused,
       releaseLease: unused,
+      writeJournal: unused,
+      readJournal: unused,
     },
     audit: { logs: unused, steps: unused },
     runner: { start: unused, cancel: unused, lease: { owner: 'openapi', ttlMs: 1 } },

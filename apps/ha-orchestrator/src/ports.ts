@@ -238,6 +238,39 @@ export interface NewTask {
   lease?: LeaseRequest;
 }
 
+/**
+ * What a run changed on the pair, written to the task store before each change is made, so a
+ * restarted orchestrator can undo it: nodes by id, everything plain JSON.
+ */
+export interface TaskJournal {
+  fromVersion: string | null;
+  /** Node that held the VIP at the start. */
+  primary: string | null;
+  databasePrimary: string | null;
+  /** Node the run last saw holding the VIP. */
+  vipHolder: string | null;
+  /** keepalived priorities at the start, by node id. */
+  priorities: Record<string, number>;
+  /** backupId by node id. */
+  backups: Record<string, string>;
+  /** Nodes that may hold staged files of the task. */
+  staged: string[];
+  /** The agent's services the run stops and starts, in start order. */
+  services: string[];
+  /** Oldest first; undone from the end. */
+  changes: JournalChange[];
+}
+
+export type JournalChange =
+  | { kind: 'rsync'; node: string }
+  | { kind: 'config_lock'; node: string }
+  /** A schema script (about to be) applied; undone by its rollback script (`localPath` on this host, staged as `stagedName`). */
+  | { kind: 'schema'; index: number; stagedName: string; localPath: string; sha256: string }
+  | { kind: 'software'; node: string; role: 'standby' | 'master' }
+  | { kind: 'vip'; from: string; to: string; high: number; low: number }
+  | { kind: 'db_fence'; node: string }
+  | { kind: 'db_promote'; from: string; to: string };
+
 /** A claim on a task by one orchestrator instance, valid `ttlMs` from the store's clock. */
 export interface LeaseRequest {
   owner: string;
@@ -286,6 +319,10 @@ export interface TaskStore {
   renewLease(id: string, lease: LeaseRequest): Promise<boolean>;
   /** Clears the lease if `owner` still holds it. */
   releaseLease(id: string, owner: string): Promise<void>;
+  /** Replaces the task's journal (NOT_FOUND for an unknown task). */
+  writeJournal(id: string, journal: TaskJournal): Promise<void>;
+  /** The task's journal; null when its run recorded none. */
+  readJournal(id: string): Promise<TaskJournal | null>;
 }
 
 /** One step of the flow (upgrade_progress). */

@@ -45,7 +45,9 @@ import type {
   Cluster,
   NodeClient,
   SafetySettings,
+  JournalChange,
   TaskError,
+  TaskJournal,
   TaskStore,
   UpgradeConfig,
   UpgradePackage,
@@ -134,6 +136,8 @@ type Change =
 
 interface Run {
   ctx: FlowContext;
+  /** Where the journal is written. */
+  tasks: TaskStore;
   pkg: UpgradePackage;
   cancel: AbortSignal;
   /** False once VERIFY starts: both nodes are upgraded, a cancel no longer rolls back. */
@@ -184,6 +188,7 @@ export async function runRollingUpgrade(
   const deadline = startDeadline(deps.clock, deps.config.upgradeTimeoutMs, `upgrade to ${pkg.version}`);
   const run: Run = {
     ctx: createFlowContext(deps, rec, deadline.signal),
+    tasks: deps.tasks,
     pkg,
     cancel: signal,
     cancellable: true,
@@ -232,7 +237,7 @@ async function upgrade(run: Run): Promise<void> {
     },
     async () => {
       for (const node of [standby, primary]) {
-        run.changes.push({ kind: 'rsync', node });
+        await remember(run, { kind: 'rsync', node });
         await setRsync(ctx, node, 'pause');
       }
     },
@@ -249,7 +254,7 @@ async function upgrade(run: Run): Promise<void> {
     },
     async () => {
       for (const node of [standby, primary]) {
-        run.changes.push({ kind: 'config_lock', node });
+        await remember(run, { kind: 'config_lock', node });
         await lockConfig(ctx, node);
       }
     },
@@ -309,6 +314,7 @@ async function inspectPair(run: Run): Promise<{ primary: NodeClient; standby: No
       run.vipHolder = primary;
       run.fromVersion = facts.fromVersion;
       for (const [id, p] of facts.priorities) run.priorities.set(id, p);
+      await saveJournal(run);
       await ctx.rec.patch({ fromVersion: facts.fromVersion, primaryBefore: primary.id });
       if (facts.databasePrimary !== primary)
         await ctx.rec.log(
@@ -338,6 +344,7 @@ async function backUpNode(run: Run, node: NodeClient): Promise<void> {
     async () => {
       const result = await createBackup(ctx, node, backupId);
       run.backups.set(node.id, result.backupId);
+      await saveJournal(run);
       return result;
     },
   );
@@ -428,6 +435,8 @@ async function applySchema(run: Run): Promise<void> {
           localPath: script.rollback.path,
           sha256: script.rollback.sha256,
         };
+        // Journalled before it runs: after a crash its outcome is unknown, so its rollback runs.
+        await remember(run, change);
         try {
           await ctx.nodes.call(
             node,
@@ -438,10 +447,12 @@ async function applySchema(run: Run): Promise<void> {
         } catch (error) {
           // A script that failed ran in one transaction and left nothing; one whose outcome is
           // unknown (no answer) may have committed, so its rollback runs too.
-          if (!isUpgradeError(error, 'DEPLOYMENT_FAILED')) run.changes.push(change);
+          if (isUpgradeError(error, 'DEPLOYMENT_FAILED')) {
+            run.changes.pop();
+            await saveJournal(run);
+          }
           throw error;
         }
-        run.changes.push(change);
       }
     },
   );
@@ -479,7 +490,7 @@ async function upgradeNode(run: Run, node: NodeClient, role: Role): Promise<void
   // Never the case on the way forward (the VIP has left the node); measured should it ever be.
   const holdsVip = run.vipHolder === node;
   if (holdsVip) ctx.meter.open(`services stopped on VIP holder ${node.id}`);
-  run.changes.push({ kind: 'software', node, role });
+  await remember(run, { kind: 'software', node, role });
   await rec.step(step('stop', percent.stop, `stopping ${ctx.services.join(', ')} on ${node.id}`), () =>
     stopServices(ctx, node),
   );
@@ -538,7 +549,7 @@ async function switchPrimary(run: Run, primary: NodeClient, standby: NodeClient)
   // Recorded first: the rollback, undoing from the end, moves the database primary back first and
   // the VIP right after its promotion (the node taking the VIP must be able to serve writes), then
   // lets the other database follow; swapping back is a no-op if the VIP never moved.
-  run.changes.push({ kind: 'vip', from: primary, to: standby, high, low });
+  await remember(run, { kind: 'vip', from: primary, to: standby, high, low });
   if (managed) {
     // Writes stop here: the meter counts from the fence until the VIP answers on the new primary.
     ctx.meter.open(`writes fenced on ${primary.id} for the switchover`);
@@ -550,7 +561,7 @@ async function switchPrimary(run: Run, primary: NodeClient, standby: NodeClient)
         message: `fencing writes on database primary ${primary.id}`,
       },
       async () => {
-        run.changes.push({ kind: 'db_fence', node: primary });
+        await remember(run, { kind: 'db_fence', node: primary });
         return fenceWrites(ctx, primary);
       },
     );
@@ -571,9 +582,10 @@ async function switchPrimary(run: Run, primary: NodeClient, standby: NodeClient)
         message: `promoting ${standby.id}'s database to primary`,
       },
       async () => {
-        run.changes.push({ kind: 'db_promote', from: primary, to: standby });
+        await remember(run, { kind: 'db_promote', from: primary, to: standby });
         await promote(ctx, standby);
         run.databasePrimary = standby;
+        await saveJournal(run);
       },
     );
   }
@@ -620,6 +632,7 @@ async function switchVip(run: Run, primary: NodeClient, standby: NodeClient): Pr
       await ctx.nodes.call(standby, 'keepalived.set_priority', { priority: high }, ctx.signal);
       await moveVip(ctx, { from: primary, to: standby, setOn: primary, priority: low });
       run.vipHolder = standby;
+      await saveJournal(run);
     },
   );
   await ctx.rec.step(
@@ -1171,4 +1184,50 @@ function describeChange(change: Change): string {
     case 'db_promote':
       return `database primary move from ${change.from.id} to ${change.to.id}`;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journal: the run's changes in the task store, written before each change is made.
+
+/** Writes the run's state and changes so far to the task's journal. */
+async function saveJournal(run: Run): Promise<void> {
+  const { rec } = run.ctx;
+  await rec.write('the journal', () => run.tasks.writeJournal(rec.task.id, toJournal(run)));
+}
+
+/** Records `change` in memory and in the journal, before the flow makes it. */
+async function remember(run: Run, change: Change): Promise<void> {
+  run.changes.push(change);
+  await saveJournal(run);
+}
+
+function toJournal(run: Run): TaskJournal {
+  const changes = run.changes.map((c): JournalChange => {
+    switch (c.kind) {
+      case 'rsync':
+      case 'config_lock':
+      case 'db_fence':
+        return { kind: c.kind, node: c.node.id };
+      case 'software':
+        return { kind: c.kind, node: c.node.id, role: c.role };
+      case 'vip':
+        return { kind: c.kind, from: c.from.id, to: c.to.id, high: c.high, low: c.low };
+      case 'db_promote':
+        return { kind: c.kind, from: c.from.id, to: c.to.id };
+      case 'schema':
+        return { ...c };
+    }
+  });
+  return {
+    fromVersion: run.fromVersion,
+    primary: run.primary?.id ?? null,
+    databasePrimary: run.databasePrimary?.id ?? null,
+    vipHolder: run.vipHolder?.id ?? null,
+    priorities: Object.fromEntries(run.priorities),
+    backups: Object.fromEntries(run.backups),
+    // A file copy in flight when the process died may have left a file behind: every node.
+    staged: run.changes.length > 0 || run.staged.size > 0 ? run.ctx.cluster.nodes.map((n) => n.id) : [],
+    services: [...run.ctx.services],
+    changes,
+  };
 }

@@ -108,6 +108,31 @@ export function describeStoreContract(name: string, open: () => Promise<StoreTar
         expect(await stores.tasks.renewLease(randomUUID(), A)).toBe(false);
       });
 
+      it('keeps the journal a run writes, replaced on each write', async () => {
+        const task = await stores.tasks.create(newTask());
+        expect(await stores.tasks.readJournal(task.id)).toBeNull();
+        const journal = {
+          fromVersion: '2.3.0',
+          primary: 'node-a',
+          databasePrimary: 'node-a',
+          vipHolder: 'node-a',
+          priorities: { 'node-a': 150, 'node-b': 100 },
+          backups: { 'node-a': 'task-1' },
+          staged: ['node-a', 'node-b'],
+          services: ['app', 'worker'],
+          changes: [{ kind: 'rsync' as const, node: 'node-b' }],
+        };
+        await stores.tasks.writeJournal(task.id, journal);
+        expect(await stores.tasks.readJournal(task.id)).toEqual(journal);
+        const more = {
+          ...journal,
+          changes: [...journal.changes, { kind: 'rsync' as const, node: 'node-a' }],
+        };
+        await stores.tasks.writeJournal(task.id, more);
+        expect(await stores.tasks.readJournal(task.id)).toEqual(more);
+        expect((await rejectionOf(stores.tasks.writeJournal(randomUUID(), journal))).code).toBe('NOT_FOUND');
+      });
+
       it('lets exactly one of many racing claimants take an expired lease', async () => {
         const task = await stores.tasks.create({ ...newTask(), lease: A });
         await clock.advance(60_000);

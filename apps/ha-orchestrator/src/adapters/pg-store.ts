@@ -153,6 +153,27 @@ export function createPgTaskStore(db: HaDatabase, now: () => Date = () => new Da
         return rows.length === 1;
       }),
 
+    writeJournal: (id, journal) =>
+      translatePgErrors(async () => {
+        if (!UUID.test(id)) throw taskNotFound(id);
+        const rows = await db
+          .update(upgradeTask)
+          .set({ journal })
+          .where(eq(upgradeTask.id, id))
+          .returning({ id: upgradeTask.id });
+        if (rows.length === 0) throw taskNotFound(id);
+      }),
+
+    readJournal: (id) =>
+      translatePgErrors(async () => {
+        if (!UUID.test(id)) return null;
+        const [row] = await db
+          .select({ journal: upgradeTask.journal })
+          .from(upgradeTask)
+          .where(eq(upgradeTask.id, id));
+        return row?.journal ?? null;
+      }),
+
     releaseLease: (id, owner) =>
       translatePgErrors(async () => {
         if (!UUID.test(id)) return;

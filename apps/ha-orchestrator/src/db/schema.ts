@@ -17,7 +17,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { BackupFile } from '../agent/protocol.js';
-import type { HaState, LogLevel, RsyncStatusRecord, StepRecord } from '../ports.js';
+import type { HaState, LogLevel, RsyncStatusRecord, StepRecord, TaskJournal } from '../ports.js';
 
 const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 const identity = () => bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity();
@@ -63,6 +63,8 @@ export const upgradeTask = pgTable(
      */
     leaseOwner: text('lease_owner'),
     leaseExpiresAt: timestamptz('lease_expires_at'),
+    /** What the run changed on the pair, written before each change (rollback after a crash). */
+    journal: jsonb('journal').$type<TaskJournal>(),
   },
   (t) => [
     // At most one task that is not final: a second trigger fails here (CONFLICT -> 409), even when

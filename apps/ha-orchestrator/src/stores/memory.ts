@@ -17,6 +17,7 @@ import {
   type PageResult,
   type RsyncStatusRecord,
   type StepRecord,
+  type TaskJournal,
   type TaskPatch,
   type TaskStore,
   type FlowConfig,
@@ -34,7 +35,10 @@ export interface MemoryStoreOptions {
 export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskStore {
   const clock = options.clock ?? systemClock;
   // Insertion order breaks ties between tasks created in the same millisecond.
-  const rows = new Map<string, { task: UpgradeTask; seq: number; lease: Lease | null }>();
+  const rows = new Map<
+    string,
+    { task: UpgradeTask; seq: number; lease: Lease | null; journal: TaskJournal | null }
+  >();
   let seq = 0;
   const isActive = (task: UpgradeTask): boolean => !FINAL_STATES.includes(task.state);
 
@@ -72,7 +76,7 @@ export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskSto
         input.lease === undefined
           ? null
           : { owner: input.lease.owner, expiresAt: clock.now() + input.lease.ttlMs };
-      rows.set(task.id, { task, seq: seq++, lease });
+      rows.set(task.id, { task, seq: seq++, lease, journal: null });
       return copyTask(task);
     },
     async get(id) {
@@ -118,6 +122,15 @@ export function createMemoryTaskStore(options: MemoryStoreOptions = {}): TaskSto
     async releaseLease(id, owner) {
       const row = rows.get(id);
       if (row?.lease?.owner === owner) row.lease = null;
+    },
+    async writeJournal(id, journal) {
+      const row = rows.get(id);
+      if (row === undefined) throw new UpgradeError('NOT_FOUND', `task ${id} does not exist`);
+      row.journal = structuredClone(journal);
+    },
+    async readJournal(id) {
+      const journal = rows.get(id)?.journal ?? null;
+      return journal === null ? null : structuredClone(journal);
     },
   };
 }

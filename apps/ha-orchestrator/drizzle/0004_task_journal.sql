@@ -1,0 +1,1 @@
+ALTER TABLE "upgrade_task" ADD COLUMN "journal" jsonb;
