@@ -88,7 +88,12 @@ export async function startService(
 ): Promise<ServiceHandle> {
   const child = spawn(process.execPath, [...nodeArgs, script, 'serve'], {
     cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? cwd, ...env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? cwd,
+      ...serviceEnv(),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const pid = child.pid;
@@ -138,8 +143,27 @@ export async function startService(
   };
 }
 
-/** The node flags of ExecStart in deploy/tope-updater.service: the bench measures what the printer runs. */
-export const PRODUCTION_NODE_ARGS = ['--max-semi-space-size=1'];
+/** deploy/tope-updater.service, which the benches read so they measure what the printer runs. */
+const UNIT = readFileSync(join(APP_DIR, 'deploy', 'tope-updater.service'), 'utf8');
+
+/** The node flags of the unit's ExecStart (`node <flags> .../dist/cli.js serve`). */
+export const PRODUCTION_NODE_ARGS: readonly string[] = (
+  /^ExecStart=\S+ (.*?) ?\S+\/dist\/cli\.js serve$/m.exec(UNIT)?.[1] ?? ''
+)
+  .split(' ')
+  .filter((a) => a !== '');
+
+/** The unit's `Environment=GLIBC_TUNABLES=...`, or '' without one. */
+export const PRODUCTION_GLIBC_TUNABLES = /^Environment=GLIBC_TUNABLES=(\S+)$/m.exec(UNIT)?.[1] ?? '';
+
+/**
+ * The environment the unit adds for the service: GLIBC_TUNABLES from BENCH_SERVICE_GLIBC_TUNABLES when
+ * set (an empty string for glibc's defaults), else the unit's.
+ */
+export function serviceEnv(): Record<string, string> {
+  const tunables = process.env.BENCH_SERVICE_GLIBC_TUNABLES ?? PRODUCTION_GLIBC_TUNABLES;
+  return tunables === '' ? {} : { GLIBC_TUNABLES: tunables };
+}
 
 /**
  * Flags for the service's node: BENCH_SERVICE_NODE_ARGS split on spaces when set (e.g. `--cpu-prof

@@ -28,6 +28,7 @@ import {
   recordSummary,
   resetPeakRss,
   scrapeMetrics,
+  serviceEnv,
   serviceNodeArgs,
   setUpDeviceRoot,
   sleep,
@@ -111,7 +112,11 @@ if (leanFloor) {
   script = join(outDir, 'lean-floor-server.js');
 }
 console.log(
-  `ota-updater bench: memory of ${leanFloor ? 'bench/lean-floor-server.ts (bundled)' : 'the built service'} (node ${nodeArgs.join(' ') || '(no flags)'} ${leanFloor ? 'lean-floor-server.js' : 'dist/cli.js serve'}), idle and through a ${fixed(SIZE / MiB, 0)} MiB download, ${RUNS} runs`,
+  `ota-updater bench: memory of ${Object.entries(serviceEnv())
+    .map(([k, v]) => `${k}=${v} `)
+    .join(
+      '',
+    )}${leanFloor ? 'bench/lean-floor-server.ts (bundled)' : 'the built service'} (node ${nodeArgs.join(' ') || '(no flags)'} ${leanFloor ? 'lean-floor-server.js' : 'dist/cli.js serve'}), idle and through a ${fixed(SIZE / MiB, 0)} MiB download, ${RUNS} runs`,
 );
 console.log(`  machine: ${machineLine()}`);
 console.log('  package server (own process): computing the digest of the generated package...');
