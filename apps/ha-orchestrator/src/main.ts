@@ -20,11 +20,12 @@ import { loadPublicKeys } from './package.js';
 import { migrationsFolder } from './paths.js';
 import type { Cluster, NodeClient, UpgradeTask } from './ports.js';
 import { restoreFromBackup } from './restore.js';
-import { runRollingUpgrade } from './rolling-upgrade.js';
+import { rollBackInterrupted, runRollingUpgrade } from './rolling-upgrade.js';
 import {
   cleanWorkDir,
   createTaskRunner,
   type FlowDeps,
+  type RunnerLogger,
   type RunUpgrade,
   type TaskRunner,
 } from './task-runner.js';
@@ -123,6 +124,9 @@ export async function startHaOrchestrator(
           },
         });
 
+  // The app's logger once it exists; the reconciliation at start-up runs before it and is
+  // reported below from its result (each of its steps is in the task's audit trail).
+  let appLog: RunnerLogger | null = null;
   const runner = createTaskRunner({
     tasks,
     audit,
@@ -130,15 +134,16 @@ export async function startHaOrchestrator(
     cluster,
     clock,
     run: options.run ?? runRollingUpgrade,
+    reconcile: rollBackInterrupted,
     // Called only once tasks run, after `app` below exists.
     onFinished: (task) => finished.inc({ state: task.state }),
     logger: {
-      info: (o, m) => app.log.info(o, m),
-      warn: (o, m) => app.log.warn(o, m),
-      error: (o, m) => app.log.error(o, m),
+      info: (o, m) => appLog?.info(o, m),
+      warn: (o, m) => appLog?.warn(o, m),
+      error: (o, m) => appLog?.error(o, m),
     },
   });
-  const { recovered, leftAlone } = await runner.recover();
+  const { recovered, leftAlone, rolledBack } = await runner.recover();
   await cleanWorkDir(config.workDir);
 
   const app = await buildApp({
@@ -187,10 +192,15 @@ export async function startHaOrchestrator(
     labelNames: ['state'] as const,
     registers: [app.metrics.registry],
   });
+  appLog = app.log;
   for (const task of recovered)
     app.log.warn(
-      { taskId: task.id, error: task.error },
-      'an upgrade task interrupted by a restart was marked FAILED',
+      { taskId: task.id, state: task.state, error: task.error, lastMessage: task.lastMessage },
+      !rolledBack.includes(task.id)
+        ? 'an upgrade task interrupted by a restart was marked FAILED; it had no journal to roll back from'
+        : task.error?.code === 'ROLLBACK_FAILED'
+          ? 'an upgrade task interrupted by a restart was rolled back from its journal, incompletely (see its error)'
+          : 'an upgrade task interrupted by a restart was rolled back from its journal and marked FAILED',
     );
   for (const task of leftAlone)
     app.log.info(

@@ -271,6 +271,9 @@ export type JournalChange =
   | { kind: 'db_fence'; node: string }
   | { kind: 'db_promote'; from: string; to: string };
 
+/** The code of the error a task is failed with when the orchestrator stopped in the middle of it. */
+export const INTERRUPTED = 'INTERRUPTED';
+
 /** A claim on a task by one orchestrator instance, valid `ttlMs` from the store's clock. */
 export interface LeaseRequest {
   owner: string;

@@ -21,9 +21,11 @@
 //   VERIFY          rsync resumed, config checksums equal, both nodes healthy, replication in sync,
 //                   VIP on the new primary, downtime recorded; staged files removed -> COMPLETE
 //
-// Every change is pushed on an undo list before it is made. Any failure, the deadline of the
-// whole run (upgradeTimeoutMs) or a cancel moves the task to ROLLBACK, which undoes the list from
-// the end: former primary restored from its backup, database primary and VIP moved back, standby
+// Every change is pushed on an undo list, and written to the task's journal in the task store,
+// before it is made; a restarted orchestrator rolls a task it finds interrupted back from that
+// journal (`rollBackInterrupted`, the same rollback with log source `recovery`). Any failure,
+// the deadline of the whole run (upgradeTimeoutMs) or a cancel moves the task to ROLLBACK, which
+// undoes the list from the end: former primary restored from its backup, database primary and VIP moved back, standby
 // restored, the schema change undone by the package's rollback scripts on the database primary
 // (never a restore of the live database: rows written meanwhile stay), rsync resumed, staged files
 // removed. The task then ends in
@@ -40,6 +42,7 @@
 import { UpgradeError, abortError, describeError, isUpgradeError, type Clock } from '@upgrade/core';
 import type { BackupKind } from './agent/protocol.js';
 import { HA_MACHINE, failureStateOf } from './machine.js';
+import { INTERRUPTED } from './ports.js';
 import type {
   AuditTrail,
   Cluster,
@@ -165,7 +168,11 @@ class CancelRequested extends Error {
   }
 }
 
-type Stop = { kind: 'cancel'; reason: string } | { kind: 'error'; error: UpgradeError };
+type Stop =
+  | { kind: 'cancel'; reason: string }
+  | { kind: 'error'; error: UpgradeError }
+  /** The orchestrator stopped mid-run; a restarted one undoes the journal (`message` says where). */
+  | { kind: 'interrupted'; message: string };
 
 /**
  * Runs the rolling upgrade of `task` with `pkg`; never throws: the task ends in a final state,
@@ -218,6 +225,80 @@ export async function runRollingUpgrade(
     } catch (error) {
       deps.logger?.error({ taskId: task.id, err: error }, 'could not record the end of the upgrade');
     }
+  }
+  return rec.task;
+}
+
+/**
+ * Reconciles a task a stopped orchestrator left in a working state or in ROLLBACK: rebuilds its
+ * run from the task's journal and rolls it back like a failed run (the same steps and audit
+ * records, log source `recovery`), so rsync is resumed, config unlocked and staged files removed.
+ * The task ends FAILED with INTERRUPTED (`message` first), or ROLLBACK_FAILED naming what could
+ * not be undone. Never throws once the journal names only nodes of the cluster.
+ */
+export async function rollBackInterrupted(
+  deps: UpgradeDeps,
+  task: UpgradeTask,
+  journal: TaskJournal,
+  message: string,
+): Promise<UpgradeTask> {
+  const node = (id: string): NodeClient => {
+    const found = deps.cluster.nodes.find((n) => n.id === id);
+    if (found === undefined)
+      throw new UpgradeError(
+        'CONFIG_INVALID',
+        `the task's journal names node ${id}, which is not configured`,
+      );
+    return found;
+  };
+  const changes = journal.changes.map((c): Change => {
+    switch (c.kind) {
+      case 'rsync':
+      case 'config_lock':
+      case 'db_fence':
+        return { kind: c.kind, node: node(c.node) };
+      case 'software':
+        return { kind: c.kind, node: node(c.node), role: c.role };
+      case 'vip':
+        return { kind: c.kind, from: node(c.from), to: node(c.to), high: c.high, low: c.low };
+      case 'db_promote':
+        return { kind: c.kind, from: node(c.from), to: node(c.to) };
+      case 'schema':
+        return { ...c };
+    }
+  });
+  const orNull = (id: string | null): NodeClient | null => (id === null ? null : node(id));
+  const staged = new Set(journal.staged.map(node));
+  const primary = orNull(journal.primary);
+  const databasePrimary = orNull(journal.databasePrimary);
+  const vipHolder = orNull(journal.vipHolder);
+
+  const machine = HA_MACHINE.create(task.state, { clock: deps.clock });
+  const rec = new TaskRecorder(deps, task, machine);
+  rec.source = 'recovery';
+  // Each undo gets its own deadline in rollBack; nothing else bounds the reconciliation.
+  const ctx = createFlowContext({ ...deps, services: journal.services }, rec, new AbortController().signal);
+  const run: Run = {
+    ctx,
+    tasks: deps.tasks,
+    // The rollback reads no package: the rollback scripts' paths are in the journal.
+    pkg: { version: task.toVersion } as UpgradePackage,
+    cancel: new AbortController().signal,
+    cancellable: false,
+    changes,
+    staged,
+    backups: new Map(Object.entries(journal.backups)),
+    primary,
+    databasePrimary,
+    priorities: new Map(Object.entries(journal.priorities)),
+    fromVersion: journal.fromVersion,
+    vipHolder,
+    undone: new Set(),
+  };
+  try {
+    await finishStopped(run, { kind: 'interrupted', message });
+  } catch (error) {
+    deps.logger?.error({ taskId: task.id, err: error }, 'could not record the end of the reconciliation');
   }
   return rec.task;
 }
@@ -733,9 +814,11 @@ async function finishStopped(run: Run, stop: Stop): Promise<void> {
   const final = failureStateOf(
     stop.kind === 'cancel'
       ? { kind: 'cancel', reason: stop.reason }
-      : ctx.signal.aborted
-        ? { kind: 'deadline' }
-        : { kind: 'error', code: stop.error.code },
+      : stop.kind === 'interrupted'
+        ? { kind: 'error', code: INTERRUPTED }
+        : ctx.signal.aborted
+          ? { kind: 'deadline' }
+          : { kind: 'error', code: stop.error.code },
   );
   if (stop.kind === 'cancel') {
     // The cancel request may have recorded its time and reason already: the first one stays.
@@ -749,6 +832,8 @@ async function finishStopped(run: Run, stop: Stop): Promise<void> {
       'WARNING',
       `cancel requested (${stop.reason}); stopped after ${rec.task.currentStep ?? 'start'}`,
     );
+  } else if (stop.kind === 'interrupted') {
+    await rec.log('ERROR', stop.message);
   } else {
     await rec.log('ERROR', `${rec.task.currentStep ?? 'upgrade'} failed: ${describeError(stop.error)}`, {
       code: stop.error.code,
@@ -764,15 +849,25 @@ async function finishStopped(run: Run, stop: Stop): Promise<void> {
     problems.length > 0
       ? {
           code: 'ROLLBACK_FAILED',
-          message: `${stop.kind === 'cancel' ? `cancelled (${stop.reason})` : describeError(stop.error)}; rollback incomplete: ${problems.join('; ')}`,
+          message: `${describeStop(stop)}; rollback incomplete: ${problems.join('; ')}`,
           step: failedStep,
         }
       : stop.kind === 'error'
         ? { code: stop.error.code, message: stop.error.message, step: failedStep }
-        : null;
+        : stop.kind === 'interrupted'
+          ? {
+              code: INTERRUPTED,
+              message: `${stop.message}; ${changed ? 'rolled back after the restart' : 'nothing was changed'}`,
+              step: failedStep,
+            }
+          : null;
   const skipped = ctx.nodes.unreachable;
   const summary = [
-    stop.kind === 'cancel' ? `cancelled: ${stop.reason}` : describeError(stop.error),
+    stop.kind === 'cancel'
+      ? `cancelled: ${stop.reason}`
+      : stop.kind === 'interrupted'
+        ? 'interrupted by a restart of the orchestrator'
+        : describeError(stop.error),
     !changed
       ? 'nothing was changed'
       : problems.length > 0
@@ -797,13 +892,16 @@ async function finishStopped(run: Run, stop: Stop): Promise<void> {
 async function rollBack(run: Run, stop: Stop): Promise<string[]> {
   const { rec, clock, config } = run.ctx;
   const problems: string[] = [];
-  await rec.transition(
-    'ROLLBACK',
+  const reason =
     stop.kind === 'cancel'
       ? `cancelled (${stop.reason}); undoing ${run.changes.length} changes`
-      : `undoing ${run.changes.length} changes after ${stop.error.code}`,
-    stop.kind === 'cancel' ? 'WARNING' : 'ERROR',
-  );
+      : stop.kind === 'interrupted'
+        ? `undoing the ${run.changes.length} changes the task's journal recorded before the orchestrator stopped`
+        : `undoing ${run.changes.length} changes after ${stop.error.code}`;
+  const level = stop.kind === 'cancel' ? 'WARNING' : 'ERROR';
+  // A task the orchestrator stopped in the middle of its rollback is rolled back again from there.
+  if (rec.state === 'ROLLBACK') await rec.log(level, reason);
+  else await rec.transition('ROLLBACK', reason, level);
   const withDeadline = async (what: string, fn: (ctx: FlowContext) => Promise<void>): Promise<void> => {
     const deadline = startDeadline(clock, config.upgradeTimeoutMs, `rollback of ${what}`);
     try {
@@ -1165,6 +1263,17 @@ function reasonOf(signal: AbortSignal): string {
   if (typeof reason === 'string' && reason !== '') return reason;
   if (reason instanceof Error && reason.name !== 'AbortError') return reason.message;
   return 'cancel requested';
+}
+
+function describeStop(stop: Stop): string {
+  switch (stop.kind) {
+    case 'cancel':
+      return `cancelled (${stop.reason})`;
+    case 'interrupted':
+      return stop.message;
+    case 'error':
+      return describeError(stop.error);
+  }
 }
 
 function describeChange(change: Change): string {

@@ -1,11 +1,13 @@
 // Runs accepted upgrade tasks in the background, one at a time, each with its own AbortController
 // so a cancel request reaches the flow, which stops at its next safe point.
 //
-// Start-up after a crash: a task left in a non-final state is marked FAILED (error code
-// INTERRUPTED) instead of resumed. Resuming is not safe: the flow's steps are not idempotent (a
-// second schema script run, a second VIP switch), the unpacked package in WORK_DIR may be gone, and
-// what the nodes did while nobody watched is unknown. The operator checks GET /health and, if a
-// node is half-upgraded, rolls back with POST /api/v1/upgrade/rollback/{id} from the task's backups.
+// Start-up after a crash: a task left in a working state (or in ROLLBACK) is not resumed: the
+// flow's steps are not idempotent (a second schema script run, a second VIP switch) and the
+// unpacked package may be gone. It is rolled back instead, from the journal its run wrote before
+// each change (`reconcile`, rolling-upgrade.ts `rollBackInterrupted`), and ends FAILED with
+// INTERRUPTED (ROLLBACK_FAILED when something could not be undone). Finishing forward past the VIP
+// switch is not built. A task without a journal (it stopped before changing anything, or no
+// `reconcile` is given) is only marked FAILED with a message saying what to check by hand.
 //
 // Leases: the instance running a task holds a lease on it in the task store (created with it,
 // renewed every `leaseRenewMs`, released when the run ends). `recover` takes over only a task whose
@@ -15,13 +17,16 @@ import { randomUUID } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpgradeError, describeError, type Clock } from '@upgrade/core';
+import { WORKING_STATES } from './machine.js';
 import {
   DEFAULT_LOG_SOURCE,
   FINAL_STATES,
+  INTERRUPTED,
   type AuditTrail,
   type Cluster,
   type FlowConfig,
   type LeaseRequest,
+  type TaskJournal,
   type TaskStore,
   type UpgradeConfigStore,
   type UpgradePackage,
@@ -52,6 +57,17 @@ export type RunUpgrade = (
   signal: AbortSignal,
 ) => Promise<UpgradeTask>;
 
+/**
+ * `rollBackInterrupted`'s shape: undoes what `journal` recorded for a task a stopped orchestrator
+ * left non-final and ends it (FAILED with INTERRUPTED, or ROLLBACK_FAILED).
+ */
+export type Reconcile = (
+  deps: FlowDeps,
+  task: UpgradeTask,
+  journal: TaskJournal,
+  message: string,
+) => Promise<UpgradeTask>;
+
 export interface TaskRunnerDeps {
   tasks: TaskStore;
   audit: AuditTrail;
@@ -62,6 +78,11 @@ export interface TaskRunnerDeps {
   logger?: RunnerLogger;
   /** Called with each task once its run ended (metrics). */
   onFinished?: (task: UpgradeTask) => void;
+  /**
+   * Rolls back a crashed task from its journal at start-up. Without it (or without a journal) the
+   * task is only marked FAILED with a message saying what to do by hand.
+   */
+  reconcile?: Reconcile;
   /** This instance's name in task leases. Default: a random UUID, so a restarted process is a new owner. */
   instanceId?: string;
   /** How long a lease holds without renewal. Default 30 s. */
@@ -103,10 +124,11 @@ export interface Recovery {
   recovered: UpgradeTask[];
   /** Non-final tasks another live instance holds the lease on, as they were. */
   leftAlone: UpgradeTask[];
+  /** Ids of the recovered tasks that were rolled back from their journal (the others only failed). */
+  rolledBack: string[];
 }
 
-/** The code of the error a crash-interrupted task is failed with. */
-export const INTERRUPTED = 'INTERRUPTED';
+export { INTERRUPTED } from './ports.js';
 
 const isFinal = (task: UpgradeTask): boolean => FINAL_STATES.includes(task.state);
 
@@ -227,6 +249,36 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
     }
   };
 
+  /** Rolls `task` back from its journal under a renewed lease; null when that could not be done. */
+  const reconcile = async (task: UpgradeTask, interrupted: string): Promise<UpgradeTask | null> => {
+    if (deps.reconcile === undefined) return null;
+    if (!WORKING_STATES.includes(task.state) && task.state !== 'ROLLBACK') return null;
+    const release = holdLease(task.id);
+    try {
+      const journal = await deps.tasks.readJournal(task.id);
+      if (journal === null) return null;
+      const final = await deps.reconcile(
+        {
+          cluster: deps.cluster,
+          tasks: deps.tasks,
+          audit: deps.audit,
+          config: await deps.configStore.get(),
+          clock: deps.clock,
+          ...(deps.logger === undefined ? {} : { logger: deps.logger }),
+        },
+        task,
+        journal,
+        interrupted,
+      );
+      return isFinal(final) ? final : null;
+    } catch (error) {
+      deps.logger?.error({ taskId: task.id, err: error }, 'could not roll back the interrupted task');
+      return null;
+    } finally {
+      await release();
+    }
+  };
+
   return {
     lease,
 
@@ -288,6 +340,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
     async recover() {
       const recovered: UpgradeTask[] = [];
       const leftAlone: UpgradeTask[] = [];
+      const rolledBack: string[] = [];
       for (
         let task = await deps.tasks.active();
         task !== null && !running.has(task.id);
@@ -297,9 +350,17 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
           leftAlone.push(task);
           break;
         }
-        const message =
+        const interrupted =
           `the orchestrator stopped while this task was in state ${task.state}` +
-          `${task.currentStep === null ? '' : ` (step ${task.currentStep})`}; it was not resumed. ` +
+          `${task.currentStep === null ? '' : ` (step ${task.currentStep})`}`;
+        const reconciled = await reconcile(task, interrupted);
+        if (reconciled !== null) {
+          recovered.push(reconciled);
+          rolledBack.push(reconciled.id);
+          continue;
+        }
+        const message =
+          `${interrupted}; it was not resumed. ` +
           'Check both nodes with GET /health; if one is half-upgraded, roll back with POST /api/v1/upgrade/rollback/' +
           `${task.id}. Config sync (rsync) may still be paused and the config files read-only (config.lock) on the nodes.`;
         const failed = await failTask(task.id, INTERRUPTED, message, 'recovery');
@@ -307,7 +368,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
         if (failed === null || !isFinal(failed)) break;
         recovered.push(failed);
       }
-      return { recovered, leftAlone };
+      return { recovered, leftAlone, rolledBack };
     },
 
     isRunning: (id) => running.has(id),

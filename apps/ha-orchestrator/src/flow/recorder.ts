@@ -40,6 +40,8 @@ export interface StepSpec {
 export class TaskRecorder {
   /** Set for rollbacks: audit writes that fail are logged instead of thrown. */
   bestEffort = false;
+  /** Source of the lines not written for one node (`recovery` when a restart reconciles the task). */
+  source: string = DEFAULT_LOG_SOURCE;
   private current: UpgradeTask;
   /** Node of the step running or last finished: the `source` of log lines written meanwhile. */
   private stepNode: string | null = null;
@@ -87,7 +89,7 @@ export class TaskRecorder {
     level: LogLevel,
     message: string,
     details?: Record<string, unknown>,
-    source: string = this.stepNode ?? DEFAULT_LOG_SOURCE,
+    source: string = this.stepNode ?? this.source,
   ): Promise<void> {
     this.mirror(level, message, details);
     await this.write('log', () =>
@@ -119,7 +121,7 @@ export class TaskRecorder {
       this.deps.audit.log({
         taskId: this.current.id,
         level,
-        source: DEFAULT_LOG_SOURCE,
+        source: this.source,
         message: reason,
         fromState: t.from,
         toState: t.to,
@@ -156,7 +158,7 @@ export class TaskRecorder {
       level,
       `${spec.name}${spec.nodeId ? ` on ${spec.nodeId}` : ''} skipped: ${reason}`,
       undefined,
-      spec.nodeId ?? DEFAULT_LOG_SOURCE,
+      spec.nodeId ?? this.source,
     );
   }
 
