@@ -11,8 +11,9 @@
 //
 // Leases: the instance running a task holds a lease on it in the task store (created with it,
 // renewed every `leaseRenewMs`, released when the run ends). `recover` takes over only a task whose
-// lease is free or expired, by one conditional write, so with two instances on one database a task
-// another instance still runs is left alone and a crashed one is recovered by exactly one.
+// lease is free or expired, by one conditional write (waiting up to one TTL for a held lease), so
+// with two instances on one database a task another instance still runs is left alone and a
+// crashed one is recovered by exactly one.
 import { randomUUID } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -108,8 +109,10 @@ export interface TaskRunner {
    */
   cancel(id: string, reason: string, requestedBy: string | null): Promise<UpgradeTask>;
   /**
-   * Marks tasks a crash left non-final as FAILED; call once before serving. A task whose lease
-   * another instance holds (and renews) is left alone.
+   * Recovers tasks a crash left non-final (rolled back from their journal with `reconcile`, else
+   * only marked FAILED); call once before serving. A task whose lease is held is waited for up to
+   * one lease TTL, so the lease of a process that died just before expires; one another live
+   * instance keeps renewing is left alone.
    */
   recover(): Promise<Recovery>;
   isRunning(id: string): boolean;
@@ -249,6 +252,22 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
     }
   };
 
+  /**
+   * Takes the lease on a non-final task, waiting up to one TTL: the lease of an instance that died
+   * expires by then, one a live instance renews does not ('held'). 'ended': the task became final.
+   */
+  const claimWaiting = async (id: string): Promise<'claimed' | 'held' | 'ended'> => {
+    const until = deps.clock.now() + lease.ttlMs;
+    for (;;) {
+      if (await deps.tasks.claimLease(id, lease)) return 'claimed';
+      const current = await deps.tasks.get(id);
+      if (current === null || isFinal(current)) return 'ended';
+      const left = until - deps.clock.now();
+      if (left <= 0) return 'held';
+      await deps.clock.sleep(Math.min(renewMs, left));
+    }
+  };
+
   /** Rolls `task` back from its journal under a renewed lease; null when that could not be done. */
   const reconcile = async (task: UpgradeTask, interrupted: string): Promise<UpgradeTask | null> => {
     if (deps.reconcile === undefined) return null;
@@ -256,7 +275,8 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
     const release = holdLease(task.id);
     try {
       const journal = await deps.tasks.readJournal(task.id);
-      if (journal === null) return null;
+      // Nothing changed on the pair yet: only failed, with the message saying what to check.
+      if (journal === null || (journal.changes.length === 0 && journal.staged.length === 0)) return null;
       const final = await deps.reconcile(
         {
           cluster: deps.cluster,
@@ -346,7 +366,9 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
         task !== null && !running.has(task.id);
         task = await deps.tasks.active()
       ) {
-        if (!(await deps.tasks.claimLease(task.id, lease))) {
+        const claim = await claimWaiting(task.id);
+        if (claim === 'ended') continue;
+        if (claim === 'held') {
           leftAlone.push(task);
           break;
         }

@@ -14,8 +14,11 @@ afterEach(() => h.cleanup());
 interface CrashPoint {
   /** The state the task had last been moved to by the run. */
   state: string;
-  op: string;
+  /** The first call of this op (on `node`, if given) is never made. */
+  op?: string;
   node?: string;
+  /** Or: the process dies as the run starts this step (before recording it). */
+  step?: string;
 }
 
 const never = new Promise<never>(() => undefined);
@@ -34,6 +37,7 @@ async function crashedRun(at: CrashPoint): Promise<UpgradeTask> {
         return (...args: unknown[]) => {
           if (crashed) return never;
           onCall?.(key, args);
+          if (crashed) return never;
           return (value as (...a: unknown[]) => unknown).apply(t, args);
         };
       },
@@ -60,8 +64,10 @@ async function crashedRun(at: CrashPoint): Promise<UpgradeTask> {
   const [a, b] = h.fake.cluster.nodes;
   const cluster: Cluster = { vip: h.fake.cluster.vip, nodes: [node(a), node(b)] };
   const tasks = frozen<TaskStore>(h.deps.tasks, (key, args) => {
-    const patch = args[1] as { state?: string } | undefined;
-    if (key === 'update' && patch?.state !== undefined) state = patch.state;
+    const patch = args[1] as { state?: string; currentStep?: string } | undefined;
+    if (key !== 'update') return;
+    if (patch?.state !== undefined) state = patch.state;
+    if (at.step !== undefined && patch?.currentStep === at.step) crashed = true;
   });
   const audit = frozen<AuditTrail>(h.deps.audit);
   const task = await h.newTask();
@@ -198,5 +204,16 @@ describe('recovery after a crash mid-upgrade', () => {
     const result = await drive(h.clock, restartedRunner().recover());
     expect(result.rolledBack).toEqual([]);
     expect(result.recovered[0]).toMatchObject({ state: 'FAILED', error: { code: INTERRUPTED } });
+  });
+
+  it('only marks the task failed when it stopped after the pre-checks, before its first change', async () => {
+    h = createHarness();
+    const before = await crashedRun({ state: 'PREPARE', step: 'prepare.rsync_pause' });
+    expect((await h.deps.tasks.readJournal(before.id))?.changes).toEqual([]);
+    const result = await drive(h.clock, restartedRunner().recover());
+    expect(result.rolledBack).toEqual([]);
+    expect(result.recovered[0]).toMatchObject({ state: 'FAILED', error: { code: INTERRUPTED } });
+    expect(result.recovered[0]?.error?.message).toContain('it was not resumed');
+    expect(h.fake.node('node-a').rsyncPaused).toBe(false);
   });
 });

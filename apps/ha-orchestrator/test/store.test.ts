@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock } from '@upgrade/core';
 import { migrate, migrationStatus, openDatabase, type DatabaseHandle } from '@upgrade/db';
-import { rejectionOf, useTestDatabase } from '@upgrade/testkit';
+import { rejectionOf, useTestDatabase, waitFor } from '@upgrade/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createPgApiRequestLog,
@@ -18,6 +18,7 @@ import { migrationsFolder } from '../src/paths.js';
 import { createMemoryStores } from '../src/stores/memory.js';
 import type { Cluster } from '../src/ports.js';
 import { createTaskRunner, type TaskRunner } from '../src/task-runner.js';
+import { drive } from './fakes/upgrade-harness.js';
 import { describeStoreContract, type StoreTarget } from './store-contract.js';
 
 const testDb = useTestDatabase();
@@ -129,9 +130,12 @@ describe('PostgreSQL only', () => {
       });
       await tasks.update(task.id, { state: 'UPGRADE_BACKUP' });
       const [first, second] = runners as [TaskRunner, TaskRunner];
-      expect((await first.recover()).leftAlone.map((t) => t.id)).toEqual([task.id]);
       await clock.advance(30_000);
-      const results = await Promise.all([first.recover(), second.recover()]);
+      const both = Promise.all([first.recover(), second.recover()]);
+      // The loser waits for the winner's lease; the clock moves only once the task is final, so
+      // the winner's lease cannot expire under it.
+      await waitFor(async () => (await tasks.get(task.id))?.state === 'FAILED');
+      const results = await drive(clock, both);
       expect(results.flatMap((r) => r.recovered).map((t) => t.id)).toEqual([task.id]);
       const rows = await handle.execute<{ n: number }>(
         `SELECT count(*)::int AS n FROM upgrade_history WHERE task_id = '${task.id}' AND to_state = 'FAILED'`,

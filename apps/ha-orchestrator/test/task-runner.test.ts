@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Cluster, UpgradePackage, UpgradeTask } from '../src/ports.js';
 import { createMemoryStores } from '../src/stores/memory.js';
 import { INTERRUPTED, cleanWorkDir, createTaskRunner, type RunUpgrade } from '../src/task-runner.js';
+import { drive } from './fakes/upgrade-harness.js';
 
 const cluster = { nodes: [], vip: '10.0.0.1' } as unknown as Cluster;
 
@@ -184,7 +185,8 @@ describe('start-up after a crash', () => {
     a.start(task, pkgIn(dir));
     await waitFor(async () => (await stores.tasks.get(task.id))?.state === 'PREPARE');
     await clock.advance(120_000);
-    const running = await b.recover();
+    // B waits one lease TTL for the lease; A keeps renewing it meanwhile.
+    const running = await drive(clock, b.recover());
     expect(running.recovered).toEqual([]);
     expect(running.leftAlone.map((t) => t.id)).toEqual([task.id]);
     expect(await stores.tasks.get(task.id)).toMatchObject({ state: 'PREPARE', error: null });
@@ -197,12 +199,12 @@ describe('start-up after a crash', () => {
     const second = await stores.tasks.create({ ...newTask(), lease: frozen.lease });
     frozen.start(second, pkgIn(mkdtempSync(join(tmpdir(), 'ha-runner-'))));
     await waitFor(async () => (await stores.tasks.get(second.id))?.state === 'PREPARE');
-    await clock.advance(29_999);
-    expect((await b.recover()).recovered).toEqual([]);
-    await clock.advance(1);
-    const { recovered } = await b.recover();
+    const leasedUntil = clock.now() + 30_000;
+    // B, started before that lease expired, waits for it to expire and then takes the task.
+    const { recovered } = await drive(clock, b.recover());
     expect(recovered.map((t) => t.id)).toEqual([second.id]);
     expect(recovered[0]).toMatchObject({ state: 'FAILED', error: { code: INTERRUPTED } });
+    expect(recovered[0]?.finishedAt?.getTime()).toBeGreaterThanOrEqual(leasedUntil);
   });
 
   it('lets exactly one of two instances starting together recover a crashed task', async () => {
@@ -222,7 +224,11 @@ describe('start-up after a crash', () => {
     const task = await stores.tasks.create({ ...newTask(), lease: { owner: 'crashed', ttlMs: 30_000 } });
     await stores.tasks.update(task.id, { state: 'BACKUP' });
     await clock.advance(30_000);
-    const results = await Promise.all(runners.map((r) => r.recover()));
+    const both = Promise.all(runners.map((r) => r.recover()));
+    // The loser waits for the winner's lease; the clock moves only once the task is final, so the
+    // winner's lease cannot expire under it.
+    await waitFor(async () => (await stores.tasks.get(task.id))?.state === 'FAILED');
+    const results = await drive(clock, both);
     expect(results.flatMap((r) => r.recovered).map((t) => t.id)).toEqual([task.id]);
     const logs = await stores.audit.logs(task.id, { limit: 10, offset: 0 });
     expect(logs.items.filter((l) => l.toState === 'FAILED')).toHaveLength(1);
