@@ -276,7 +276,7 @@ try {
       '    was tried: chunks alive at each GC are promoted and the pile moves to the old generation. The first',
     );
     console.log(
-      "    download also grows the process once (undici's WebAssembly HTTP parser, optimised code); RSS does",
+      "    download also grows the process once (node's HTTP client and hashing code loaded and optimised); RSS does",
     );
     console.log(
       '    not go back to idle afterwards ("RSS before" of the later runs). None of it grows with the package:',
