@@ -71,8 +71,15 @@ async function crashedRun(at: CrashPoint): Promise<UpgradeTask> {
   });
   const audit = frozen<AuditTrail>(h.deps.audit);
   const task = await h.newTask();
-  void runRollingUpgrade({ ...h.deps, cluster, tasks, audit }, task, h.pkg, new AbortController().signal);
+  let ended: UpgradeTask | null = null;
+  void runRollingUpgrade(
+    { ...h.deps, cluster, tasks, audit },
+    task,
+    h.pkg,
+    new AbortController().signal,
+  ).then((t) => (ended = t));
   while (!crashed) {
+    if (ended !== null) throw new Error(`the run ended ${JSON.stringify(ended)} before the crash point`);
     const fired = await h.clock.tick();
     if (!fired && !crashed) await new Promise((resolve) => setTimeout(resolve, 1));
   }
