@@ -73,7 +73,15 @@ export function createScheduler(
   const clock: Clock = deps.clock;
   const stopping = new AbortController();
   let running: RunningRound | null = null;
-  let current: Promise<unknown> = Promise.resolve();
+  /**
+   * Every attempt not yet settled: stop() waits for all of them. (Keeping only the latest was wrong:
+   * a tick that found a long round busy replaced it, and stop() returned while the round still ran.)
+   */
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (attempt: Promise<unknown>): void => {
+    const settled = attempt.catch(() => undefined).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+  };
   let loop: Promise<void> | undefined;
   let nextTickAt: Date | null = null;
 
@@ -112,7 +120,7 @@ export function createScheduler(
     const attempt = exclusive({ roundId, trigger: 'schedule', startedAt: new Date(clock.now()) }, () =>
       runRound(deps, settings, { trigger: 'schedule', slot, roundId, signal: stopping.signal }),
     );
-    current = attempt.catch(() => undefined);
+    track(attempt);
     const skipped = (reason: SkipReason, fields: object = {}): SkipReason => {
       const { level, detail } = SKIPPED[reason];
       deps.logger[level]({ slot: new Date(slot).toISOString(), reason, detail, ...fields }, 'tick skipped');
@@ -175,7 +183,7 @@ export function createScheduler(
     async stop() {
       stopping.abort(new UpgradeError('ABORTED', 'the scheduler is shutting down'));
       await loop;
-      await current;
+      while (inFlight.size > 0) await Promise.all(inFlight);
     },
     tick,
     async startManualRound() {
@@ -192,7 +200,7 @@ export function createScheduler(
         started(true);
         return runRound(deps, settings, { trigger: 'manual', slot: null, roundId, signal: stopping.signal });
       });
-      current = attempt.catch(() => undefined);
+      track(attempt);
       void attempt.then(
         (r) => started(r.status === 'ran'),
         () => started(false),

@@ -145,6 +145,19 @@ describe('scheduler', () => {
     expect((await started.done)?.summary.completed).toBe(6);
   });
 
+  it('stop waits for a running round even after a later tick found it busy', async () => {
+    const a = await instance();
+    const slot = slotOf(Date.now(), 60_000);
+    let firstEnded = false;
+    const first = a.tick(slot).finally(() => (firstEnded = true));
+    await waitFor(() => a.running !== null);
+    expect(await a.tick(slot + 60_000)).toBe('busy');
+    await a.stop();
+    expect(firstEnded).toBe(true);
+    expect(a.running).toBeNull();
+    expect(await first).not.toBe('busy');
+  });
+
   it('ticks at slot boundaries once started, and stops cleanly', async () => {
     const a = await instance({ intervalMs: 300 });
     a.start();
