@@ -2,15 +2,14 @@
 // against the API on a real loopback port: `pair` with a code the owner issued, `run` with the
 // token it kept, a request forwarded through the tunnel, and a clean stop on SIGTERM.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { useTestDatabase, waitFor } from '@upgrade/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_CLI, requireAgentCli, startAgentRun } from './agent-process.js';
 import { Client, startTestApi } from './helpers.js';
 
-const AGENT_CLI = fileURLToPath(new URL('../dist/agent-cli.js', import.meta.url));
 const database = useTestDatabase();
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -33,11 +32,7 @@ async function agentCli(args: string[], cwd: string) {
 }
 
 describe('visiona-agent CLI', () => {
-  beforeAll(() => {
-    if (!existsSync(AGENT_CLI)) {
-      throw new Error(`${AGENT_CLI} is missing: run pnpm --filter @upgrade/visiona-api build`);
-    }
-  });
+  beforeAll(requireAgentCli);
 
   it('pairs with a code, runs the tunnel, serves a forwarded request and stops on SIGTERM', async () => {
     const api = await startTestApi({ DATABASE_URL: database.url });
@@ -69,18 +64,7 @@ describe('visiona-agent CLI', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^visiona-agent: pairing failed \(UNAUTHORIZED\)/);
 
-    const child = spawn(process.execPath, [AGENT_CLI, 'run', '--api', url], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    cleanups.push(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const agent = startAgentRun(url, dir, cleanups, { stderr: true });
 
     await waitFor(
       async () =>
@@ -96,10 +80,10 @@ describe('visiona-agent CLI', () => {
     const info = await owner.call<Record<string, unknown>>('GET', `/api/devices/${deviceId}/agent/info`);
     expect([info.status, info.body.agent]).toEqual([200, 'visiona-reference-agent']);
 
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(output).toContain('"msg":"connected to the API"');
-    expect(output).not.toContain(readFileSync(tokenFile, 'utf8').trim());
+    agent.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    expect(agent.output()).toContain('"msg":"connected to the API"');
+    expect(agent.output()).not.toContain(readFileSync(tokenFile, 'utf8').trim());
   });
 
   it('run exits 1 when the API refuses the token, and 2 without an API URL', async () => {

@@ -2,16 +2,14 @@
 // host) must not close a live agent's tunnel as "heartbeat missed": the agent, a process of its
 // own (the built visiona-agent), answers the PING during the stall, and the ack waits in the
 // socket until the loop runs again.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { waitFor } from '@upgrade/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startAgentRun, requireAgentCli } from './agent-process.js';
 import { Client, startTestApi } from './helpers.js';
 
-const AGENT_CLI = fileURLToPath(new URL('../dist/agent-cli.js', import.meta.url));
 const BEAT_MS = 250;
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -27,11 +25,7 @@ function stall(ms: number): void {
 }
 
 describe('tunnel heartbeat across a stalled event loop', () => {
-  beforeAll(() => {
-    if (!existsSync(AGENT_CLI)) {
-      throw new Error(`${AGENT_CLI} is missing: run pnpm --filter @upgrade/visiona-api build`);
-    }
-  });
+  beforeAll(requireAgentCli);
 
   it('keeps the tunnel of an agent that answered while the API was stalled', async () => {
     const api = await startTestApi({}, { tunnel: { heartbeatIntervalMs: BEAT_MS } });
@@ -49,17 +43,7 @@ describe('tunnel heartbeat across a stalled event loop', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'visiona-agent.token'), paired.body.session_token, { mode: 0o600 });
 
-    const child = spawn(process.execPath, [AGENT_CLI, 'run', '--api', url], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    cleanups.push(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const agent = startAgentRun(url, dir, cleanups);
     const deviceUrl = `/api/devices/${paired.body.device.id}`;
     await waitFor(
       async () => (await owner.call<{ tunnel_connected: boolean }>('GET', deviceUrl)).body.tunnel_connected,
@@ -75,9 +59,12 @@ describe('tunnel heartbeat across a stalled event loop', () => {
 
     const deps = await owner.call('GET', `${deviceUrl}/agent/deps`);
     expect(deps.status).toBe(200);
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    const lines = output.split('\n').filter((line) => line.includes('"msg"'));
+    agent.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+    const lines = agent
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"msg"'));
     expect(lines.filter((line) => line.includes('"msg":"connected to the API"'))).toHaveLength(1);
     expect(lines.filter((line) => line.includes('disconnected'))).toEqual([]);
   });
