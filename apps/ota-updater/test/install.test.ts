@@ -30,15 +30,18 @@ describe('deploy/install.sh under a temporary prefix', () => {
   let deviceApi: DeviceApiSimulator;
   let service: ServiceProcess | undefined;
 
-  /** A version as a package would install it, with the `bin/device-api` its service link runs. */
-  const stage = async (version: string, failHealth = false): Promise<string> => {
-    const pkg = await writeAppPackage(base, {
+  /** A package of the app with the `bin/device-api` its service link runs. */
+  const appPackage = (version: string, failHealth = false) =>
+    writeAppPackage(base, {
       version,
       unit: UNIT,
       port,
       failHealth,
       extra: [{ name: 'bin/device-api', data: `device-api ${version}\n` }],
     });
+  /** A version as a package would install it. */
+  const stage = async (version: string, failHealth = false): Promise<string> => {
+    const pkg = await appPackage(version, failHealth);
     const dir = join(base, 'staging', `${version}-${Math.random().toString(36).slice(2, 8)}`);
     await unpackPackage(pkg.path, dir, DEFAULT_UNPACK_LIMITS, { version });
     return dir;
@@ -225,13 +228,7 @@ describe('deploy/install.sh under a temporary prefix', () => {
       return last;
     };
     const publish = async (version: string, failHealth = false) => {
-      const pkg = await writeAppPackage(base, {
-        version,
-        unit: UNIT,
-        port,
-        failHealth,
-        extra: [{ name: 'bin/device-api', data: `device-api ${version}\n` }],
-      });
+      const pkg = await appPackage(version, failHealth);
       return publishPackage(packages, version, await readFile(pkg.path));
     };
     const deviceApiBin = join(prefix, 'usr', 'local', 'bin', 'device-api');
