@@ -1,5 +1,7 @@
 // @upgrade/testkit: helpers for tests only; never import it from production code.
 
+/* Page tests import the browser helpers from `@upgrade/testkit/browser` (playwright-core loads only there). */
+
 /** A clock that moves only when a test advances it (re-exported from @upgrade/core). */
 export { FakeClock } from '@upgrade/core';
 /** A fresh PostgreSQL database per test file, dropped afterwards. */
