@@ -3,6 +3,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify';
 import { ErrorResponse } from './error-response.js';
 import { registerDraining } from './draining.js';
 import { registerErrorHandling, sendError } from './error-handler.js';
+import { registerEventStreams } from './event-stream.js';
 import { registerHealth, type HealthChecks } from './health.js';
 import { loggerOptions, type LoggerOption } from './logger.js';
 import { registerMetrics, type MetricsOptions } from './metrics.js';
@@ -78,6 +79,7 @@ export async function createService(options: ServiceOptions): Promise<ServiceApp
   registerRequestIdHeader(app);
   registerErrorHandling(app);
   registerDraining(app);
+  registerEventStreams(app);
   app.addSchema(ErrorResponse);
   registerMetrics(app, options.metrics);
   // Before any documented route: @fastify/swagger only sees routes added after it.

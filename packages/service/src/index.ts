@@ -57,3 +57,6 @@ export { Type, type Static, type TSchema } from 'typebox';
 export { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 /** A size-rotated log file (e.g. 10 MB x 3) for devices without a log collector. */
 export { createRotatingFile, type RotatingFile } from './rotating-file.js';
+/** An operator console: the page a package built, served with caching, and live updates as server-sent events. */
+export { registerStaticAssets, type StaticAssetsOptions } from './static-assets.js';
+export { openEventStream, type EventStream, type EventStreamOptions } from './event-stream.js';
