@@ -184,3 +184,62 @@ export interface RoundQueries {
   getRound(idOrUuid: string): Promise<RoundDetail | null>;
   stats(since: Date): Promise<Stats>;
 }
+
+/** How trend points are cut: one per finished round, or one per UTC day. */
+export type TrendBucket = 'round' | 'day';
+
+/** Attempts and outcome of one bucket, with the durations of its completed attempts. */
+export interface TrendPoint {
+  /** The round's start, or the start of the UTC day. */
+  at: Date;
+  /** The round, when points are per round. */
+  roundId: string | null;
+  attempts: number;
+  completed: number;
+  /** completed / attempts, 0..1 */
+  successRate: number;
+  p50DurationMs: number | null;
+  p90DurationMs: number | null;
+  p99DurationMs: number | null;
+}
+
+/** One firmware file's or one room type's share of a bucket. */
+export interface TrendShare {
+  at: Date;
+  /** The firmware file name, or the room type id as text. */
+  key: string;
+  attempts: number;
+  completed: number;
+  successRate: number;
+}
+
+export interface Trends {
+  bucket: TrendBucket;
+  /** Oldest first. */
+  overall: TrendPoint[];
+  byFirmware: TrendShare[];
+  byRoomType: TrendShare[];
+}
+
+/** A host that failed or timed out at least once in the window. */
+export interface FailingHost {
+  host: string;
+  /** The room type of its latest attempt. */
+  roomTypeId: number;
+  attempts: number;
+  failed: number;
+  timeout: number;
+  /** (failed + timeout) / attempts, 0..1 */
+  failureRate: number;
+  lastFailureAt: Date;
+  /** Why its latest failure happened, when known. */
+  lastDetail: string | null;
+}
+
+/** Aggregations over the upgrade log for the console: each one bounded statement. */
+export interface TrendQueries {
+  /** The last `limit` finished rounds, or the last `limit` UTC days up to `now`. */
+  trends(options: { bucket: TrendBucket; limit: number; now: Date }): Promise<Trends>;
+  /** Hosts with failures since `since`, most failures first, at most `limit`. */
+  failingHosts(options: { since: Date; limit: number }): Promise<FailingHost[]>;
+}

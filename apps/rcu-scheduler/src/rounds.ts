@@ -51,12 +51,32 @@ export interface RoundLogger {
 
 /** What a round tells its watchers while it runs (terminal progress, metrics). */
 export type RoundEvent =
-  | { type: 'started'; roundId: string; filename: string; trigger: RoundTrigger; hosts: number }
+  | {
+      type: 'started';
+      roundId: string;
+      filename: string;
+      trigger: RoundTrigger;
+      hosts: number;
+      startedAt: Date;
+      groups: readonly { roomTypeId: number; hosts: readonly string[] }[];
+      /** True when a restart resumes a round an earlier run left unfinished. */
+      resumed: boolean;
+    }
   | { type: 'triggered'; roundId: string; roomTypeId: number; uuid: string | null; error: string | null }
   | { type: 'progress'; roundId: string; final: number; hosts: number; meanProgress: number }
+  /** Where each host of one group stands, after the group's poll (or as the watch starts and ends). */
+  | { type: 'hosts'; roundId: string; roomTypeId: number; hosts: HostSnapshot[] }
   | { type: 'stored'; roundId: string; rows: number }
   | { type: 'store-retry'; roundId: string; attempt: number; error: string }
   | { type: 'finished'; roundId: string; filename: string; summary: RoundSummary; stored: boolean };
+
+/** One host of a running round as watchers see it. */
+export interface HostSnapshot {
+  host: string;
+  status: HostProgress['status'];
+  /** 0-100 */
+  progress: number;
+}
 
 export interface RoundDeps {
   vendor: VendorApi;
@@ -131,13 +151,7 @@ export async function runRound(
     { roundId: round.id, filename: file.filename, groups: round.groups.length, hosts },
     'round started',
   );
-  deps.onEvent?.({
-    type: 'started',
-    roundId: round.id,
-    filename: file.filename,
-    trigger: options.trigger,
-    hosts,
-  });
+  emitStarted(deps, round, false);
 
   const states = await withRoundSignal(options.signal, settings, async (signal) => {
     await triggerGroups(deps, settings, round, signal);
@@ -166,6 +180,7 @@ export async function resumeRound(
     { roundId: round.id, filename: round.filename, startedAt: round.startedAt.toISOString() },
     'resuming a round left unfinished by a restart',
   );
+  emitStarted(deps, round, true);
   const states = await withRoundSignal(signal, settings, (roundSignal) =>
     watchRound(deps, settings, round, {
       initialDelayMs: 0,
@@ -190,6 +205,19 @@ export async function flushSpool(deps: Pick<RoundDeps, 'store' | 'spool' | 'logg
     stored++;
   }
   return stored;
+}
+
+function emitStarted(deps: RoundDeps, round: RoundRecord, resumed: boolean): void {
+  deps.onEvent?.({
+    type: 'started',
+    roundId: round.id,
+    filename: round.filename,
+    trigger: round.trigger,
+    hosts: round.groups.reduce((n, g) => n + g.hosts.length, 0),
+    startedAt: round.startedAt,
+    groups: round.groups.map((g) => ({ roomTypeId: g.roomTypeId, hosts: g.hosts })),
+    resumed,
+  });
 }
 
 async function triggerGroups(
@@ -265,6 +293,16 @@ async function watchRound(
     }
     byGroup.set(group, hostStates);
   }
+  const emitHosts = (group: RoundGroup): void => {
+    if (deps.onEvent === undefined) return;
+    const hosts = [...(byGroup.get(group)?.values() ?? [])].map((s) => ({
+      host: s.host,
+      status: s.status,
+      progress: s.progress,
+    }));
+    deps.onEvent({ type: 'hosts', roundId: round.id, roomTypeId: group.roomTypeId, hosts });
+  };
+  for (const group of round.groups) emitHosts(group);
   const hasOpen = (group: RoundGroup): boolean =>
     [...(byGroup.get(group)?.values() ?? [])].some((s) => !isFinalStatus(s.status));
   const watched = round.groups.filter((g) => g.uuid !== null && hasOpen(g));
@@ -286,7 +324,8 @@ async function watchRound(
       () => undefined, // the watch ended first
     );
     const limit = createLimiter(settings.concurrency);
-    const onProgress = (): void => {
+    const onProgress = (group: RoundGroup): void => {
+      emitHosts(group);
       const final = states.filter((s) => isFinalStatus(s.status)).length;
       const meanProgress =
         states.length === 0 ? 100 : states.reduce((n, s) => n + s.progress, 0) / states.length;
@@ -299,7 +338,7 @@ async function watchRound(
       for (;;) {
         const started = clock.now();
         await limit(() => pollGroup(deps, round, group, hosts, watch.signal), watch.signal);
-        onProgress();
+        onProgress(group);
         if (!hasOpen(group) || clock.now() >= deadline) return;
         // Every interval from the start of the last query; the query at the deadline is still made.
         await clock.sleep(Math.min(started + settings.pollIntervalMs, deadline) - clock.now(), watch.signal);
@@ -314,15 +353,19 @@ async function watchRound(
       if (outcome.status === 'rejected' && !watch.signal.aborted) throw outcome.reason;
     }
     const at = new Date(clock.now());
-    for (const s of states) {
-      if (!isFinalStatus(s.status)) {
-        settle(
-          s,
-          'timeout',
-          `still ${s.status} at ${s.progress}% when the poll timeout of ${settings.pollTimeoutMs} ms ended`,
-          at,
-        );
+    for (const group of round.groups) {
+      if (!hasOpen(group)) continue;
+      for (const s of byGroup.get(group)?.values() ?? []) {
+        if (!isFinalStatus(s.status)) {
+          settle(
+            s,
+            'timeout',
+            `still ${s.status} at ${s.progress}% when the poll timeout of ${settings.pollTimeoutMs} ms ended`,
+            at,
+          );
+        }
       }
+      emitHosts(group);
     }
   }
   return states;

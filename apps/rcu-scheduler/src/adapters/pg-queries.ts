@@ -8,7 +8,7 @@ import type { RcuDatabase } from '../db/database.js';
 import { assertPage, assertSince, isUuid, roundDurationMs } from '../db/store-rules.js';
 
 /** Hosts and filenames sort by code point in every store, whatever the database's collation. */
-const byCodePoint = (column: SQL | typeof upgradeLog.hostStr): SQL => sql`${column} collate "C"`;
+export const byCodePoint = (column: SQL | typeof upgradeLog.hostStr): SQL => sql`${column} collate "C"`;
 
 /** The read side over one drizzle database (pg pool or PGlite). */
 export function createPgQueries(db: RcuDatabase): RoundQueries {
@@ -171,10 +171,10 @@ const PER_HOST = sql<number>`grouping(${upgradeLog.filename})`.mapWith(Number);
 /** The filename or the host, whichever the row's grouping set is. */
 const STATS_KEY = sql<string>`coalesce(${upgradeLog.filename}, ${upgradeLog.hostStr})`;
 /** Exact: both timestamps are whole milliseconds, as they came from JS Dates. */
-const DURATION_MS = sql`(extract(epoch from (${upgradeLog.endTime} - ${upgradeLog.startTime})) * 1000)::float8`;
+export const DURATION_MS = sql`(extract(epoch from (${upgradeLog.endTime} - ${upgradeLog.startTime})) * 1000)::float8`;
 
 /** `percentile_cont` (interpolating, as the memory fake does) of completed attempts' durations. */
-function durationPercentile(fraction: number): SQL<number | null> {
+export function durationPercentile(fraction: number): SQL<number | null> {
   return sql<
     number | null
   >`percentile_cont(${sql.raw(String(fraction))}) within group (order by ${DURATION_MS})
@@ -183,7 +183,7 @@ function durationPercentile(fraction: number): SQL<number | null> {
   );
 }
 
-function countStatus(status: UpgradeLogEntry['status']): SQL<number> {
+export function countStatus(status: UpgradeLogEntry['status']): SQL<number> {
   return sql<number>`(count(*) filter (where ${upgradeLog.status} = ${status}))::int`;
 }
 
