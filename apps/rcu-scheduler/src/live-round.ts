@@ -32,10 +32,13 @@ export interface LiveRound {
   finishedAt: Date | null;
 }
 
-/** What changed: a whole round (started, triggered, finished) or one group's hosts. */
+/**
+ * What changed: a whole round (as it starts and ends), or one group (its trigger answered, its
+ * hosts polled): a round of thousands of hosts is not resent for every group's poll.
+ */
 export type LiveChange =
   | { type: 'round'; round: LiveRound }
-  | { type: 'hosts'; roundId: string; group: LiveGroup; final: number; total: number };
+  | { type: 'group'; roundId: string; group: LiveGroup; final: number; total: number };
 
 export interface LiveRounds {
   /** Feeds one round event; wire it to the scheduler's `onEvent`. */
@@ -90,7 +93,7 @@ export function createLiveRounds(now: () => number): LiveRounds {
           if (group === undefined) return;
           group.uuid = event.uuid;
           group.triggerError = event.error;
-          notify({ type: 'round', round });
+          notify({ type: 'group', roundId: round.roundId, group, final: round.final, total: round.total });
           return;
         }
         case 'hosts': {
@@ -99,7 +102,7 @@ export function createLiveRounds(now: () => number): LiveRounds {
           group.hosts = event.hosts.map((h) => ({ ...h }));
           round.final = countFinal(round);
           if (round.final === round.total && round.phase === 'running') round.phase = 'storing';
-          notify({ type: 'hosts', roundId: round.roundId, group, final: round.final, total: round.total });
+          notify({ type: 'group', roundId: round.roundId, group, final: round.final, total: round.total });
           return;
         }
         case 'finished':

@@ -18,8 +18,10 @@ import { buildApp } from './app.js';
 import type { Env } from './config.js';
 import { createFileSpool } from './adapters/file-spool.js';
 import { createPgStore } from './adapters/pg-store.js';
+import { createPgTrends } from './adapters/pg-trends.js';
 import { VENDOR_DEVIATIONS, createVendorApi, type VendorDeviation } from './adapters/vendor-api.js';
 import * as schema from './db/schema.js';
+import { createLiveRounds } from './live-round.js';
 import { migrationsFolder } from './paths.js';
 import type { RoundEvent, RoundSettings } from './rounds.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
@@ -123,8 +125,10 @@ export async function startRcuScheduler(
   const spool = createFileSpool(join(config.DATA_DIR, 'spool'));
   const healthChecks: HealthCheck[] = [db.healthCheck('database'), vendor.healthCheck('vendor-api')];
 
+  const live = createLiveRounds(() => systemClock.now());
   const onEvent = (event: RoundEvent): void => {
     metrics.record(event);
+    live.record(event);
     options.onEvent?.(event);
   };
   const scheduler = createScheduler(
@@ -150,6 +154,8 @@ export async function startRcuScheduler(
     queries: store,
     store,
     scheduler,
+    trends: createPgTrends(db.db),
+    live,
     files: config.FIRMWARE_FILES,
     repeats: config.ROTATION_REPEATS,
     now: () => systemClock.now(),

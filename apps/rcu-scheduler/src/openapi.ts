@@ -14,6 +14,8 @@ export async function renderOpenApi(): Promise<string> {
     queries: { listRounds: unused, getRound: unused, stats: unused },
     store: { loadRotation: unused },
     scheduler: { startManualRound: unused, running: null, nextTickAt: null },
+    trends: { trends: unused, failingHosts: unused },
+    live: { current: () => null, subscribe: unused },
     files: [],
     repeats: 2,
     now: () => 0,

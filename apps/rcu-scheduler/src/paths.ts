@@ -8,3 +8,5 @@ export const migrationsFolder = fileURLToPath(new URL('../drizzle', import.meta.
 export const specFolder = fileURLToPath(new URL('../spec', import.meta.url));
 /** The package root: where the service's own `.env` sits (read after the working directory's). */
 export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+/** The operator console the package build writes (index.html and assets/). */
+export const consoleFolder = fileURLToPath(new URL('../dist/console', import.meta.url));

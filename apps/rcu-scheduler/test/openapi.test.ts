@@ -15,7 +15,16 @@ describe('openapi.json', () => {
     };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/api/rounds', '/api/rounds/{id}', '/api/stats', '/api/status', '/healthz'].sort(),
+      [
+        '/api/events',
+        '/api/hosts/failing',
+        '/api/rounds',
+        '/api/rounds/{id}',
+        '/api/stats',
+        '/api/status',
+        '/api/trends',
+        '/healthz',
+      ].sort(),
     );
     expect(Object.keys(doc.paths['/api/rounds'] ?? {}).sort()).toEqual(['get', 'post']);
   });
