@@ -8,16 +8,12 @@
 // anonymous part, and from the service's own ota_memory_bytes gauge (process.memoryUsage() at the
 // scrape) the V8 heap, external memory (Buffers) and what is left of the anonymous part (native:
 // malloc arenas, thread stacks, V8 outside its heap).
-// Env: BENCH_MEMORY_BYTES (default 1 GiB), BENCH_MEMORY_RUNS (default 3), BENCH_SERVICE_NODE_ARGS,
-// BENCH_MEMORY_TARGET=lean-floor to measure bench/lean-floor-server.ts (the service's own code on a
-// bare node:http server, none of the service kit) instead of dist/cli.js.
+// Env: BENCH_MEMORY_BYTES (default 1 GiB), BENCH_MEMORY_RUNS (default 3), BENCH_SERVICE_NODE_ARGS.
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDeviceApiSimulator } from '../test/simulators/device-api.js';
 import {
-  APP_DIR,
-  CLI_PATH,
   MiB,
   api,
   ensureBuilt,
@@ -95,28 +91,12 @@ const median = (values: readonly number[]): number => {
 await ensureBuilt();
 const nodeArgs = serviceNodeArgs();
 const tmp = await makeTempDir('ota-bench-memory-');
-const leanFloor = process.env.BENCH_MEMORY_TARGET === 'lean-floor';
-let script = CLI_PATH;
-if (leanFloor) {
-  const { build } = await import('tsup');
-  // Inside the app, so the bundle resolves @upgrade/core and yauzl as dist/cli.js does.
-  const outDir = join(APP_DIR, 'node_modules', '.bench-lean-floor');
-  await build({
-    entry: [join(APP_DIR, 'bench', 'lean-floor-server.ts')],
-    format: ['esm'],
-    target: 'node20',
-    outDir,
-    config: false,
-    silent: true,
-  });
-  script = join(outDir, 'lean-floor-server.js');
-}
 console.log(
   `ota-updater bench: memory of ${Object.entries(serviceEnv())
     .map(([k, v]) => `${k}=${v} `)
     .join(
       '',
-    )}${leanFloor ? 'bench/lean-floor-server.ts (bundled)' : 'the built service'} (node ${nodeArgs.join(' ') || '(no flags)'} ${leanFloor ? 'lean-floor-server.js' : 'dist/cli.js serve'}), idle and through a ${fixed(SIZE / MiB, 0)} MiB download, ${RUNS} runs`,
+    )}the built service (node ${nodeArgs.join(' ') || '(no flags)'} dist/cli.js serve), idle and through a ${fixed(SIZE / MiB, 0)} MiB download, ${RUNS} runs`,
 );
 console.log(`  machine: ${machineLine()}`);
 console.log('  package server (own process): computing the digest of the generated package...');
@@ -140,7 +120,6 @@ try {
       },
       tmp.path,
       nodeArgs,
-      script,
     );
     try {
       // Start-up garbage settles; the printer's service is idle most of its life.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // ota-updater [serve] | watch [--url URL] [--interval MS] | help
-import { runCli, usageError } from '@upgrade/service';
+import { runCli, usageError } from './cli-shell.js';
 import { loadOtaConfig } from './config.js';
 import { startOtaUpdater } from './main.js';
 import { watchProgress } from './watch.js';

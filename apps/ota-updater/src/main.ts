@@ -2,20 +2,20 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UpgradeError, systemClock } from '@upgrade/core';
-import { createRotatingFile, listenAndServe, type ServiceApp } from '@upgrade/service';
 import { createDeviceApiReporter } from './adapters/device-api.js';
 import { createSystemdServiceManager } from './adapters/systemd.js';
 import { buildApp } from './app.js';
 import type { Env } from './config.js';
 import { diskSpaceOf } from './disk-space.js';
 import { errorLogFields } from './log-fields.js';
+import { createLogger, createRotatingFile } from './log.js';
 import { createServiceHealthCheck } from './service-health.js';
 import { readLinks } from './snapshots.js';
 import { createUpdater, type Updater, type UpdaterLogger } from './updater.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 export interface RunningOtaUpdater {
   address: string;
-  app: ServiceApp;
   updater: Updater;
   stop(): Promise<void>;
 }
@@ -34,13 +34,22 @@ export async function startOtaUpdater(
   await mkdir(join(dataDir, 'downloads'), { recursive: true });
   const publicKey =
     config.OTA_PUBLIC_KEY_FILE === undefined ? undefined : await readFile(config.OTA_PUBLIC_KEY_FILE, 'utf8');
-  // Called only once work runs, after `app` below exists.
-  const logger: UpdaterLogger = {
-    debug: (o, m) => app.log.debug(o, m),
-    info: (o, m) => app.log.info(o, m),
-    warn: (o, m) => app.log.warn(o, m),
-    error: (o, m) => app.log.error(o, m),
-  };
+  // ISO 8601 times: the log file is read by people on the printer, not only by tooling.
+  const logFile =
+    config.LOG_FILE === undefined
+      ? undefined
+      : createRotatingFile({
+          path: config.LOG_FILE,
+          maxBytes: config.LOG_FILE_MAX_BYTES,
+          files: config.LOG_FILE_COUNT,
+        });
+  const log = createLogger({
+    service: SERVICE_NAME,
+    version: SERVICE_VERSION,
+    level: config.LOG_LEVEL,
+    ...(logFile === undefined ? {} : { sink: logFile }),
+  });
+  const logger: UpdaterLogger = log;
   const services = createSystemdServiceManager({
     command: config.SYSTEMCTL,
     timeoutMs: config.SYSTEMCTL_TIMEOUT_MS,
@@ -94,23 +103,10 @@ export async function startOtaUpdater(
       checkpointIntervalMs: config.DOWNLOAD_CHECKPOINT_INTERVAL_MS,
     },
   });
-  const app = await buildApp({
+  const app = buildApp({
     updater,
+    log,
     diskPath: config.OTA_ROOT,
-    // ISO 8601 times: the log file is read by people on the printer, not only by tooling.
-    logger: {
-      level: config.LOG_LEVEL,
-      time: 'iso',
-      ...(config.LOG_FILE === undefined
-        ? {}
-        : {
-            stream: createRotatingFile({
-              path: config.LOG_FILE,
-              maxBytes: config.LOG_FILE_MAX_BYTES,
-              files: config.LOG_FILE_COUNT,
-            }),
-          }),
-    },
     healthChecks: [
       {
         name: 'install-root',
@@ -140,28 +136,68 @@ export async function startOtaUpdater(
       },
     ],
   });
-  // Stop background work first (a download keeps its partial for the next start).
-  app.addHook('onClose', async () => {
-    await updater.close();
-    await sink.close();
-  });
   await updater.recover();
-  const { address, stop: removeSignalHandlers } = await listenAndServe(
-    app,
-    { port: config.PORT, host: config.HOST },
-    {
-      shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-      ...(options.handleSignals === false ? { signals: [] } : {}),
-    },
-  );
-  app.log.info({ docs: `${address}/docs`, root: config.OTA_ROOT, dataDir }, 'ota-updater listening');
+  const address = await app.listen(config.PORT, config.HOST);
+
+  // The server first (requests in flight finish, new ones get 503), then background work (a
+  // download keeps its partial for the next start), all within SHUTDOWN_TIMEOUT_MS.
+  let closing: Promise<'closed' | 'timeout' | 'failed'> | null = null;
+  const close = (): Promise<'closed' | 'timeout' | 'failed'> => {
+    closing ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS);
+      });
+      const work = (async () => {
+        const served = await app.close(config.SHUTDOWN_TIMEOUT_MS);
+        await updater.close();
+        await sink.close();
+        return served;
+      })().catch((error: unknown) => {
+        log.error(errorLogFields(error), 'shutdown: a close hook failed');
+        return 'failed' as const;
+      });
+      try {
+        const outcome = await Promise.race([work, deadline]);
+        if (outcome === 'timeout') {
+          log.error(
+            { timeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+            'shutdown: deadline passed with work in flight; cutting connections',
+          );
+          app.server.closeAllConnections();
+        }
+        return outcome;
+      } finally {
+        clearTimeout(timer);
+        app.metrics.close();
+      }
+    })();
+    return closing;
+  };
+
+  const signals: NodeJS.Signals[] = options.handleSignals === false ? [] : ['SIGTERM', 'SIGINT'];
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      log.warn({ signal }, 'shutdown: second signal, exiting now');
+      process.exit(1);
+    }
+    signalled = true;
+    log.info({ signal }, 'shutdown: signal received, draining');
+    void close().then((outcome) => {
+      log.info({ outcome }, 'shutdown: done');
+      logFile?.close();
+      process.exit(outcome === 'closed' ? 0 : 1);
+    });
+  };
+  for (const signal of signals) process.on(signal, onSignal);
+  log.info({ docs: `${address}/docs`, root: config.OTA_ROOT, dataDir }, 'ota-updater listening');
   return {
     address,
-    app,
     updater,
     stop: async () => {
-      removeSignalHandlers();
-      await app.close();
+      for (const signal of signals) process.off(signal, onSignal);
+      await close();
     },
   };
 }

@@ -1,29 +1,24 @@
-// The API description as checked in at openapi.json, built from the real routes with an updater
-// that is never called (building the document runs no handler).
-import { UpgradeError } from '@upgrade/core';
-import { formatOpenApi, generateOpenApi } from '@upgrade/service';
-import { buildApp } from './app.js';
-import type { Updater } from './updater.js';
-
-const unused = (): never => {
-  throw new UpgradeError('INTERNAL', 'not available while generating the API description');
-};
+// The API description as checked in at openapi.json (served by the running service at /docs/json
+// from that file), built from the described routes on the service kit. Development only: the
+// service's bundle never imports this.
+import { createService, formatOpenApi, generateOpenApi } from '@upgrade/service';
+import { describeOtaApi } from './http/api-description.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 /** openapi.json's exact text. */
 export async function renderOpenApi(): Promise<string> {
-  const updater: Updater = {
-    startDownload: unused,
-    startUpdate: unused,
-    cancel: unused,
-    progress: unused,
-    state: unused,
-    versions: unused,
-    recover: unused,
-    close: unused,
-    reportStats: { offered: 0, sent: 0, failed: 0 },
-  };
-  const app = await buildApp({ updater, logger: false });
+  const app = await createService({
+    name: SERVICE_NAME,
+    version: SERVICE_VERSION,
+    logger: false,
+    openapi: {
+      title: 'ota-updater',
+      description:
+        'Device-side OTA updates: verified streaming download, version snapshots behind an atomic symlink, systemd restart with health checks, rollback to previous then factory.',
+    },
+  });
   try {
+    await app.register(describeOtaApi);
     return formatOpenApi(await generateOpenApi(app));
   } finally {
     await app.close();
