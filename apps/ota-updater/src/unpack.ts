@@ -3,17 +3,30 @@
 // (a zip bomb declares small sizes), and the result only appears under its final name by a rename
 // after every byte and directory is fsync'd, so a crash leaves a temp dir, never half a version.
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { UpgradeError, abortError, isUpgradeError, unsafePackagePathReason } from '@upgrade/core';
-import yauzl, { type Entry, type ZipFile } from 'yauzl';
+import type * as Yauzl from 'yauzl';
+import type { Entry, ZipFile } from 'yauzl';
 import { diskFullError, ensureFreeSpace } from './disk-space.js';
 import { MANIFEST_FILE, MAX_MANIFEST_BYTES, manifestModes, parseManifest } from './manifest.js';
 import type { Manifest } from './ports.js';
 import { syncDir } from './state-file.js';
+
+/**
+ * yauzl, loaded on the first unpack and through require: an ESM import of this CommonJS package
+ * makes Node scan its source for exports at start (cjs-module-lexer, hot enough to be optimised),
+ * which cost the idle service ~7 MiB of compiler code and memory it never needed until a deploy.
+ */
+let yauzlModule: typeof Yauzl | undefined;
+function loadYauzl(): typeof Yauzl {
+  yauzlModule ??= createRequire(import.meta.url)('yauzl') as typeof Yauzl;
+  return yauzlModule;
+}
 
 /** Bounds on what a package may unpack to; checked on declared sizes and on inflated bytes. */
 export interface UnpackLimits {
@@ -118,7 +131,7 @@ async function openZip(zipPath: string): Promise<ZipFile> {
   try {
     // decodeStrings off: names are decoded and checked below, with our own messages, instead of
     // yauzl failing the whole archive on the first odd name.
-    const zip = await yauzl.openPromise(zipPath, {
+    const zip = await loadYauzl().openPromise(zipPath, {
       lazyEntries: true,
       autoClose: false,
       decodeStrings: false,
@@ -442,7 +455,7 @@ function entryName(entry: Entry): string {
   // With decodeStrings off, yauzl leaves the raw bytes; this applies the UTF-8 flag and the
   // Info-ZIP Unicode path field exactly as yauzl would, with backslashes kept so they are refused.
   const raw = entry.fileNameRaw;
-  return yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, raw, entry.extraFields, true);
+  return loadYauzl().getFileNameLowLevel(entry.generalPurposeBitFlag, raw, entry.extraFields, true);
 }
 
 /** The Unix file type from the external attributes, or 0 when the archiver did not record one. */
