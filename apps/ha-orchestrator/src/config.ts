@@ -2,6 +2,8 @@
 // and health parameters are not here: they live in the upgrade_config table (`ha-orchestrator
 // config show|set`), so they can be tuned without a restart.
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { ConfigError, Type, loadConfig, type ConfigIssue, type Static } from '@upgrade/service';
 import { parseAllowList, parseApiTokens, type ApiToken } from './auth.js';
 
@@ -98,6 +100,19 @@ export const EnvSchema = Type.Object({
     'how long a shutdown waits for a running upgrade to stop at a safe point and roll back',
     1,
   ),
+  RECOVERY_POLICY: Type.Union([Type.Literal('finish-forward'), Type.Literal('roll-back')], {
+    default: 'finish-forward',
+    description:
+      'a task found interrupted at start-up: finish-forward completes it when it was past the VIP switch and the pair allows (else rolls back); roll-back always rolls back',
+  }),
+  HA_INSTANCE_ID: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description:
+        "this installation's name in task leases (default: host name and DATA_DIR); unique per running process",
+    }),
+  ),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -106,6 +121,11 @@ export type Env = Static<typeof EnvSchema>;
 export interface HaConfig extends Env {
   tokens: ApiToken[];
   workDir: string;
+  /**
+   * Name in task leases, stable across restarts of this installation: a restarted process takes
+   * over its own task at once instead of waiting for the lease to expire.
+   */
+  instanceId: string;
   knownHosts: string;
   /** Private key text by node id. */
   privateKeys: Map<string, Buffer>;
@@ -160,6 +180,7 @@ export function loadHaConfig(env: EnvSource = process.env): HaConfig {
     ...config,
     tokens,
     workDir: config.WORK_DIR ?? `${config.DATA_DIR}/work`,
+    instanceId: config.HA_INSTANCE_ID ?? `${hostname()}:${resolve(config.DATA_DIR)}`,
     knownHosts: (knownHosts ?? Buffer.alloc(0)).toString('utf8'),
     privateKeys,
   };

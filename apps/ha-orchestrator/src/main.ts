@@ -20,7 +20,7 @@ import { loadPublicKeys } from './package.js';
 import { migrationsFolder } from './paths.js';
 import type { Cluster, NodeClient, UpgradeTask } from './ports.js';
 import { restoreFromBackup } from './restore.js';
-import { rollBackInterrupted, runRollingUpgrade } from './rolling-upgrade.js';
+import { recoverInterrupted, runRollingUpgrade } from './rolling-upgrade.js';
 import {
   cleanWorkDir,
   createTaskRunner,
@@ -134,7 +134,9 @@ export async function startHaOrchestrator(
     cluster,
     clock,
     run: options.run ?? runRollingUpgrade,
-    reconcile: rollBackInterrupted,
+    reconcile: (deps, task, journal, message) =>
+      recoverInterrupted(deps, task, journal, message, config.RECOVERY_POLICY),
+    instanceId: config.instanceId,
     // Called only once tasks run, after `app` below exists.
     onFinished: (task) => finished.inc({ state: task.state }),
     logger: {
@@ -143,7 +145,7 @@ export async function startHaOrchestrator(
       error: (o, m) => appLog?.error(o, m),
     },
   });
-  const { recovered, leftAlone, rolledBack } = await runner.recover();
+  const { recovered, leftAlone, rolledBack, finishedForward } = await runner.recover();
   await cleanWorkDir(config.workDir);
 
   const app = await buildApp({
@@ -196,11 +198,13 @@ export async function startHaOrchestrator(
   for (const task of recovered)
     app.log.warn(
       { taskId: task.id, state: task.state, error: task.error, lastMessage: task.lastMessage },
-      !rolledBack.includes(task.id)
-        ? 'an upgrade task interrupted by a restart was marked FAILED; it had no journal to roll back from'
-        : task.error?.code === 'ROLLBACK_FAILED'
-          ? 'an upgrade task interrupted by a restart was rolled back from its journal, incompletely (see its error)'
-          : 'an upgrade task interrupted by a restart was rolled back from its journal and marked FAILED',
+      finishedForward.includes(task.id)
+        ? 'an upgrade task interrupted by a restart was past the VIP switch and was finished forward (COMPLETE)'
+        : !rolledBack.includes(task.id)
+          ? 'an upgrade task interrupted by a restart was marked FAILED; it had no journal to roll back from'
+          : task.error?.code === 'ROLLBACK_FAILED'
+            ? 'an upgrade task interrupted by a restart was rolled back from its journal, incompletely (see its error)'
+            : 'an upgrade task interrupted by a restart was rolled back from its journal and marked FAILED',
     );
   for (const task of leftAlone)
     app.log.info(

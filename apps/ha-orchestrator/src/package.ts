@@ -22,16 +22,19 @@
 // instead of restoring the live database from a dump, so no write made meanwhile is lost. A package
 // with a schema script and no rollback is refused (ROLLBACK_SCRIPT_MISSING).
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UpgradeError, isUpgradeError, unsafePackagePathReason, type ErrorCode } from '@upgrade/core';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import type { UpgradePackage } from './ports.js';
+import type { SchemaScript, UpgradePackage } from './ports.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 const MAX_MANIFEST_BYTES = 64 * 1024;
+/** Rollback scripts up to this size are kept in the task's journal as well as in WORK_DIR. */
+export const MAX_JOURNALLED_SCRIPT_BYTES = 1024 * 1024;
 const SHA256 = /^[0-9a-f]{64}$/;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/;
 
@@ -353,11 +356,17 @@ export function toUpgradePackage(
     schemaScripts: manifest.schemaScripts.map((s) => ({
       path: join(dir, s.path),
       sha256: s.sha256,
-      rollback: { path: join(dir, s.rollback.path), sha256: s.rollback.sha256 },
+      rollback: rollbackScript(join(dir, s.rollback.path), s.rollback.sha256),
     })),
     packageSha256,
     workDir,
   };
+}
+
+/** A rollback script with its text when small enough to keep in the task's journal. */
+function rollbackScript(path: string, sha256: string): SchemaScript['rollback'] {
+  if (statSync(path).size > MAX_JOURNALLED_SCRIPT_BYTES) return { path, sha256 };
+  return { path, sha256, content: readFileSync(path, 'utf8') };
 }
 
 function checkSha(path: string, expected: string, actual: ReadonlyMap<string, string>): void {

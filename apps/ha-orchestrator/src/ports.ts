@@ -176,7 +176,11 @@ export function resolveFlowConfig(config: Partial<FlowConfig>): FlowConfig {
 export interface SchemaScript {
   path: string;
   sha256: string;
-  rollback: { path: string; sha256: string };
+  /**
+   * `content`: the rollback script's text when it is small enough to keep in the task's journal
+   * (MAX_JOURNALLED_SCRIPT_BYTES), so undoing it never depends on WORK_DIR surviving a reboot.
+   */
+  rollback: { path: string; sha256: string; content?: string };
 }
 
 /** What the unpacked upload holds (see package.ts). */
@@ -259,13 +263,24 @@ export interface TaskJournal {
   services: string[];
   /** Oldest first; undone from the end. */
   changes: JournalChange[];
+  /**
+   * The package being installed, for finishing the upgrade forward after a restart: its jar on this
+   * host (WORK_DIR) and checksum. Absent in journals written before it was recorded.
+   */
+  package?: { version: string; jarPath: string; jarSha256: string };
+  /** Downtime intervals measured so far (epoch ms), so a finished-forward task reports them all. */
+  downtime?: { reason: string; from: number; to: number }[];
 }
 
 export type JournalChange =
   | { kind: 'rsync'; node: string }
   | { kind: 'config_lock'; node: string }
-  /** A schema script (about to be) applied; undone by its rollback script (`localPath` on this host, staged as `stagedName`). */
-  | { kind: 'schema'; index: number; stagedName: string; localPath: string; sha256: string }
+  /**
+   * A schema script (about to be) applied; undone by its rollback script (`localPath` on this host,
+   * staged as `stagedName`). `content` is the rollback script itself (UTF-8, when small enough), so
+   * the undo does not depend on WORK_DIR surviving a reboot.
+   */
+  | { kind: 'schema'; index: number; stagedName: string; localPath: string; sha256: string; content?: string }
   | { kind: 'software'; node: string; role: 'standby' | 'master' }
   | { kind: 'vip'; from: string; to: string; high: number; low: number }
   | { kind: 'db_fence'; node: string }

@@ -59,6 +59,7 @@ import type {
 import { createFlowContext, startDeadline, type FlowContext } from './flow/context.js';
 import { lockConfig, unlockConfig } from './flow/config-lock.js';
 import { awaitHealthy } from './flow/health.js';
+import { fileMatches, withRollbackScript } from './flow/journal-files.js';
 import {
   SOFTWARE_KINDS,
   createBackup,
@@ -128,7 +129,14 @@ type Change =
   | { kind: 'rsync'; node: NodeClient }
   | { kind: 'config_lock'; node: NodeClient }
   /** One applied schema script; undone by its rollback script on whichever node is then primary. */
-  | { kind: 'schema'; index: number; stagedName: string; localPath: string; sha256: string }
+  | {
+      kind: 'schema';
+      index: number;
+      stagedName: string;
+      localPath: string;
+      sha256: string;
+      content?: string;
+    }
   | { kind: 'software'; node: NodeClient; role: Role }
   /** Priorities swapped: `from` had `high` and got `low`, `to` had `low` and got `high`. */
   | { kind: 'vip'; from: NodeClient; to: NodeClient; high: number; low: number }
@@ -230,18 +238,70 @@ export async function runRollingUpgrade(
 }
 
 /**
- * Reconciles a task a stopped orchestrator left in a working state or in ROLLBACK: rebuilds its
- * run from the task's journal and rolls it back like a failed run (the same steps and audit
- * records, log source `recovery`), so rsync is resumed, config unlocked and staged files removed.
- * The task ends FAILED with INTERRUPTED (`message` first), or ROLLBACK_FAILED naming what could
- * not be undone. Never throws once the journal names only nodes of the cluster.
+ * What a restarted orchestrator does with a task it finds interrupted: `finish-forward` (the
+ * default) completes an upgrade that was past the VIP switch when both nodes can get there safely
+ * and rolls back everything else; `roll-back` always rolls back.
  */
+export type RecoveryPolicy = 'finish-forward' | 'roll-back';
+
+export const RECOVERY_POLICIES: readonly RecoveryPolicy[] = ['finish-forward', 'roll-back'];
+
+/**
+ * Reconciles a task a stopped orchestrator left in a working state or in ROLLBACK, from its journal
+ * (log source `recovery`). Past the VIP switch (the database primary and the VIP on the upgraded
+ * node) and with `finish-forward`, the pair is inspected first (both nodes answer, the VIP and the
+ * database primary where the journal says, the upgraded node healthy on the new version, the
+ * package's jar still on this host with its checksum); when all holds, the former primary is
+ * upgraded and the pair verified as in a normal run, ending COMPLETE. Otherwise, or when finishing
+ * fails, the journal is rolled back like a failed run: FAILED with INTERRUPTED (`message` first),
+ * or ROLLBACK_FAILED naming what could not be undone. Either way rsync is resumed, config unlocked
+ * and staged files removed. Never throws once the journal names only nodes of the cluster.
+ */
+export async function recoverInterrupted(
+  deps: UpgradeDeps,
+  task: UpgradeTask,
+  journal: TaskJournal,
+  message: string,
+  policy: RecoveryPolicy = 'finish-forward',
+): Promise<UpgradeTask> {
+  const run = runFromJournal(deps, task, journal);
+  const { rec } = run.ctx;
+  let stop: Stop = { kind: 'interrupted', message };
+  if (policy === 'finish-forward') {
+    const plan = forwardPlan(run, journal);
+    if (plan.ok) {
+      const refused = await inspectForForward(run, plan);
+      if (refused === null) {
+        const stopped = await finishForward(run, plan, message);
+        if (stopped === null) return rec.task;
+        stop = stopped;
+      } else {
+        await rec.log('WARNING', `${message}; cannot finish the upgrade forward: ${refused}; rolling back`);
+      }
+    } else {
+      await rec.log('INFO', `${message}; ${plan.reason}: rolling back`);
+    }
+  }
+  try {
+    await finishStopped(run, stop);
+  } catch (error) {
+    deps.logger?.error({ taskId: task.id, err: error }, 'could not record the end of the reconciliation');
+  }
+  return rec.task;
+}
+
+/** `recoverInterrupted` with the `roll-back` policy. */
 export async function rollBackInterrupted(
   deps: UpgradeDeps,
   task: UpgradeTask,
   journal: TaskJournal,
   message: string,
 ): Promise<UpgradeTask> {
+  return recoverInterrupted(deps, task, journal, message, 'roll-back');
+}
+
+/** The run of an interrupted task, rebuilt from its journal, recording with log source `recovery`. */
+function runFromJournal(deps: UpgradeDeps, task: UpgradeTask, journal: TaskJournal): Run {
   const node = (id: string): NodeClient => {
     const found = deps.cluster.nodes.find((n) => n.id === id);
     if (found === undefined)
@@ -268,39 +328,182 @@ export async function rollBackInterrupted(
     }
   });
   const orNull = (id: string | null): NodeClient | null => (id === null ? null : node(id));
-  const staged = new Set(journal.staged.map(node));
-  const primary = orNull(journal.primary);
-  const databasePrimary = orNull(journal.databasePrimary);
-  const vipHolder = orNull(journal.vipHolder);
 
   const machine = HA_MACHINE.create(task.state, { clock: deps.clock });
   const rec = new TaskRecorder(deps, task, machine);
   rec.source = 'recovery';
-  // Each undo gets its own deadline in rollBack; nothing else bounds the reconciliation.
+  // Each undo gets its own deadline in rollBack, finishing forward its own in finishForward.
   const ctx = createFlowContext({ ...deps, services: journal.services }, rec, new AbortController().signal);
-  const run: Run = {
+  ctx.meter.seed(journal.downtime ?? []);
+  return {
     ctx,
     tasks: deps.tasks,
-    // The rollback reads no package: the rollback scripts' paths are in the journal.
-    pkg: { version: task.toVersion } as UpgradePackage,
+    // Only finishing forward reads the package, from `journal.package`; the rollback scripts'
+    // paths and contents are in the journal.
+    pkg: {
+      version: task.toVersion,
+      ...(journal.package === undefined
+        ? {}
+        : { jarPath: journal.package.jarPath, jarSha256: journal.package.jarSha256 }),
+    } as UpgradePackage,
     cancel: new AbortController().signal,
     cancellable: false,
     changes,
-    staged,
+    staged: new Set(journal.staged.map(node)),
     backups: new Map(Object.entries(journal.backups)),
-    primary,
-    databasePrimary,
+    primary: orNull(journal.primary),
+    databasePrimary: orNull(journal.databasePrimary),
     priorities: new Map(Object.entries(journal.priorities)),
     fromVersion: journal.fromVersion,
-    vipHolder,
+    vipHolder: orNull(journal.vipHolder),
     undone: new Set(),
   };
+}
+
+type ForwardPlan =
+  | { ok: true; from: NodeClient; to: NodeClient; managed: boolean; jarPath: string; jarSha256: string }
+  | { ok: false; reason: string };
+
+/** Whether the journal says the run was past the VIP switch, with what finishing needs. */
+function forwardPlan(run: Run, journal: TaskJournal): ForwardPlan {
+  const state = run.ctx.rec.state;
+  if (state !== 'VIP_SWITCH' && state !== 'UPGRADE_MASTER' && state !== 'VERIFY')
+    return { ok: false, reason: `it was in ${state ?? 'an unknown state'}, before the VIP switch` };
+  const vip = run.changes.find((c): c is Extract<Change, { kind: 'vip' }> => c.kind === 'vip');
+  if (vip === undefined || run.vipHolder !== vip.to)
+    return { ok: false, reason: 'the VIP had not moved to the upgraded node yet' };
+  const managed = run.changes.some((c) => c.kind === 'db_fence');
+  if (managed && (run.databasePrimary !== vip.to || !run.changes.some((c) => c.kind === 'db_promote')))
+    return { ok: false, reason: 'the database primary had not moved to the upgraded node yet' };
+  if (journal.package === undefined)
+    return { ok: false, reason: "the task's journal does not record the package" };
+  return {
+    ok: true,
+    from: vip.from,
+    to: vip.to,
+    managed,
+    jarPath: journal.package.jarPath,
+    jarSha256: journal.package.jarSha256,
+  };
+}
+
+/**
+ * Looks at the pair before finishing forward: null when both nodes can reach the target safely,
+ * else the reason not to. Read-only.
+ */
+async function inspectForForward(run: Run, plan: Extract<ForwardPlan, { ok: true }>): Promise<string | null> {
+  const { ctx, pkg } = run;
+  const { from, to, managed } = plan;
   try {
-    await finishStopped(run, { kind: 'interrupted', message });
+    return await ctx.rec.step(
+      {
+        name: 'recovery.inspect',
+        message: `inspecting the pair before finishing the upgrade to ${pkg.version}: versions, VIP, database roles, package`,
+      },
+      async () => {
+        if (!(await fileMatches(plan.jarPath, plan.jarSha256)))
+          return `the package's jar is no longer in ${plan.jarPath} with its checksum`;
+        const toHealth = await ctx.nodes.call(to, 'health', {}, ctx.signal);
+        await ctx.nodes.call(from, 'health', {}, ctx.signal);
+        if (!toHealth.ok || toHealth.version !== pkg.version)
+          return `${to.id} is not healthy on ${pkg.version} (version ${toHealth.version ?? 'unknown'})`;
+        const [toVip, fromVip] = await Promise.all(
+          [to, from].map((n) => ctx.nodes.call(n, 'keepalived.status', {}, ctx.signal)),
+        );
+        if (!toVip?.holdsVip || fromVip?.holdsVip)
+          return `the VIP is not on ${to.id} alone (${to.id} ${toVip?.state}, ${from.id} ${fromVip?.state})`;
+        if (managed) {
+          const [toDb, fromDb] = await Promise.all(
+            [to, from].map((n) => ctx.nodes.call(n, 'replication.status', {}, ctx.signal)),
+          );
+          if (toDb?.role !== 'primary') return `${to.id}'s database is ${toDb?.role}, not the primary`;
+          if (fromDb?.role === 'primary') return `${from.id}'s database is a primary too`;
+        }
+        await ctx.rec.log(
+          'INFO',
+          `${to.id} holds the VIP${managed ? ' and the database primary' : ''} on ${pkg.version}, healthy; ${from.id} answers; the package is here`,
+        );
+        return null;
+      },
+    );
   } catch (error) {
-    deps.logger?.error({ taskId: task.id, err: error }, 'could not record the end of the reconciliation');
+    return describeError(error);
   }
-  return rec.task;
+}
+
+/**
+ * Finishes an upgrade past the VIP switch: the former primary's database follows the new primary,
+ * the former primary is upgraded, the pair verified, COMPLETE. Returns null when it completed,
+ * else why it stopped (the caller rolls back).
+ */
+async function finishForward(
+  run: Run,
+  plan: Extract<ForwardPlan, { ok: true }>,
+  message: string,
+): Promise<Stop | null> {
+  const { rec, clock, config } = run.ctx;
+  const { from, to, managed } = plan;
+  const deadline = startDeadline(
+    clock,
+    config.upgradeTimeoutMs,
+    `finishing the upgrade to ${run.pkg.version}`,
+  );
+  run.ctx = { ...run.ctx, signal: deadline.signal };
+  const ctx = run.ctx;
+  try {
+    await rec.log(
+      'WARNING',
+      `${message}; it was past the VIP switch: finishing the upgrade forward (former primary ${from.id} next)`,
+    );
+    if (rec.state === 'VIP_SWITCH')
+      await rec.transition('UPGRADE_MASTER', `upgrading former primary ${from.id} to ${run.pkg.version}`);
+    if (managed) {
+      const db = await ctx.nodes.call(from, 'replication.status', {}, ctx.signal);
+      if (db.role !== 'standby' || !db.connected)
+        await rec.step(
+          {
+            name: 'database.follow',
+            nodeId: from.id,
+            percent: PERCENT.dbFollow,
+            message: `turning ${from.id}'s database into a standby of ${to.id}`,
+          },
+          () => follow(ctx, from, to),
+        );
+      await rec.step(
+        {
+          name: 'database.replication',
+          percent: PERCENT.dbReplication,
+          message: `checking replication from ${to.id} to ${from.id}`,
+        },
+        () => awaitReplicationInSync(ctx, ctx.cluster.nodes, to),
+      );
+    }
+    if (rec.state === 'UPGRADE_MASTER') {
+      // The interrupted install is redone from the start; recorded once.
+      run.changes = run.changes.filter((c) => !(c.kind === 'software' && c.node === from));
+      await upgradeNode(run, from, 'master');
+      await rec.transition('VERIFY', `both nodes run ${run.pkg.version}; verifying the pair`);
+    }
+    await verifyPair(run, to, from);
+    await cleanStaging(ctx, run, PERCENT.cleanup);
+    await rec.transition(
+      'COMPLETE',
+      `upgrade to ${run.pkg.version} complete after a restart of the orchestrator; VIP on ${to.id}, downtime ${ctx.meter.totalMs} ms`,
+      'INFO',
+      {
+        percent: 100,
+        primaryAfter: to.id,
+        downtimeMs: ctx.meter.totalMs,
+        finishedAt: rec.now(),
+        error: null,
+      },
+    );
+    return null;
+  } catch (error) {
+    return stopOf(run, error);
+  } finally {
+    deadline.stop();
+  }
 }
 
 async function upgrade(run: Run): Promise<void> {
@@ -515,6 +718,7 @@ async function applySchema(run: Run): Promise<void> {
           stagedName: script.rollbackName,
           localPath: script.rollback.path,
           sha256: script.rollback.sha256,
+          ...(script.rollback.content === undefined ? {} : { content: script.rollback.content }),
         };
         // Journalled before it runs: after a crash its outcome is unknown, so its rollback runs.
         await remember(run, change);
@@ -1062,11 +1266,13 @@ async function undo(ctx: FlowContext, run: Run, change: Change): Promise<void> {
           message: `running rollback script ${change.index + 1} of the schema change on database primary ${primary.id}`,
         },
         async () => {
-          await stageFile(ctx, run.staged, primary, {
-            localPath: change.localPath,
-            stagedName: change.stagedName,
-            sha256: change.sha256,
-          });
+          await withRollbackScript(ctx, change, (localPath) =>
+            stageFile(ctx, run.staged, primary, {
+              localPath,
+              stagedName: change.stagedName,
+              sha256: change.sha256,
+            }),
+          );
           await ctx.nodes.call(
             primary,
             'schema.apply',
@@ -1338,5 +1544,9 @@ function toJournal(run: Run): TaskJournal {
     staged: run.changes.length > 0 || run.staged.size > 0 ? run.ctx.cluster.nodes.map((n) => n.id) : [],
     services: [...run.ctx.services],
     changes,
+    ...(run.pkg.jarPath === undefined
+      ? {}
+      : { package: { version: run.pkg.version, jarPath: run.pkg.jarPath, jarSha256: run.pkg.jarSha256 } }),
+    downtime: run.ctx.meter.intervals.map((i) => ({ ...i })),
   };
 }

@@ -1,13 +1,14 @@
 // Runs accepted upgrade tasks in the background, one at a time, each with its own AbortController
 // so a cancel request reaches the flow, which stops at its next safe point.
 //
-// Start-up after a crash: a task left in a working state (or in ROLLBACK) is not resumed: the
-// flow's steps are not idempotent (a second schema script run, a second VIP switch) and the
-// unpacked package may be gone. It is rolled back instead, from the journal its run wrote before
-// each change (`reconcile`, rolling-upgrade.ts `rollBackInterrupted`), and ends FAILED with
-// INTERRUPTED (ROLLBACK_FAILED when something could not be undone). Finishing forward past the VIP
-// switch is not built. A task without a journal (it stopped before changing anything, or no
-// `reconcile` is given) is only marked FAILED with a message saying what to check by hand.
+// Start-up after a crash: a task left in a working state (or in ROLLBACK) is reconciled from the
+// journal its run wrote before each change (`reconcile`, rolling-upgrade.ts `recoverInterrupted`):
+// past the VIP switch it is finished forward when the pair and the package allow it (COMPLETE),
+// otherwise rolled back (FAILED with INTERRUPTED, ROLLBACK_FAILED when something could not be
+// undone). Steps are never replayed blindly: the pair is inspected first, and the steps that run
+// again (the former primary's install, the checks) are safe to repeat. A task without a journal
+// (it stopped before changing anything, or no `reconcile` is given) is only marked FAILED with a
+// message saying what to check by hand.
 //
 // Leases: the instance running a task holds a lease on it in the task store (created with it,
 // renewed every `leaseRenewMs`, released when the run ends). `recover` takes over only a task whose
@@ -59,8 +60,9 @@ export type RunUpgrade = (
 ) => Promise<UpgradeTask>;
 
 /**
- * `rollBackInterrupted`'s shape: undoes what `journal` recorded for a task a stopped orchestrator
- * left non-final and ends it (FAILED with INTERRUPTED, or ROLLBACK_FAILED).
+ * `recoverInterrupted`'s shape: finishes forward or undoes what `journal` recorded for a task a
+ * stopped orchestrator left non-final, and ends it (COMPLETE, FAILED with INTERRUPTED, or
+ * ROLLBACK_FAILED).
  */
 export type Reconcile = (
   deps: FlowDeps,
@@ -80,11 +82,15 @@ export interface TaskRunnerDeps {
   /** Called with each task once its run ended (metrics). */
   onFinished?: (task: UpgradeTask) => void;
   /**
-   * Rolls back a crashed task from its journal at start-up. Without it (or without a journal) the
+   * Finishes forward or rolls back a crashed task from its journal at start-up. Without it (or without a journal) the
    * task is only marked FAILED with a message saying what to do by hand.
    */
   reconcile?: Reconcile;
-  /** This instance's name in task leases. Default: a random UUID, so a restarted process is a new owner. */
+  /**
+   * This instance's name in task leases. Default: a random UUID, so a restarted process is a new
+   * owner and waits for the dead one's lease to expire. A name stable across restarts of one
+   * installation (main.ts: host and data dir) lets the restarted process take its own lease at once.
+   */
   instanceId?: string;
   /** How long a lease holds without renewal. Default 30 s. */
   leaseTtlMs?: number;
@@ -109,8 +115,8 @@ export interface TaskRunner {
    */
   cancel(id: string, reason: string, requestedBy: string | null): Promise<UpgradeTask>;
   /**
-   * Recovers tasks a crash left non-final (rolled back from their journal with `reconcile`, else
-   * only marked FAILED); call once before serving. A task whose lease is held is waited for up to
+   * Recovers tasks a crash left non-final (finished forward or rolled back from their journal with
+   * `reconcile`, else only marked FAILED); call once before serving. A task whose lease is held is waited for up to
    * one lease TTL, so the lease of a process that died just before expires; one another live
    * instance keeps renewing is left alone.
    */
@@ -127,8 +133,10 @@ export interface Recovery {
   recovered: UpgradeTask[];
   /** Non-final tasks another live instance holds the lease on, as they were. */
   leftAlone: UpgradeTask[];
-  /** Ids of the recovered tasks that were rolled back from their journal (the others only failed). */
+  /** Ids of the recovered tasks that were rolled back from their journal. */
   rolledBack: string[];
+  /** Ids of the recovered tasks that were finished forward from their journal (COMPLETE). */
+  finishedForward: string[];
 }
 
 export { INTERRUPTED } from './ports.js';
@@ -268,7 +276,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
     }
   };
 
-  /** Rolls `task` back from its journal under a renewed lease; null when that could not be done. */
+  /** Reconciles `task` from its journal under a renewed lease; null when that could not be done. */
   const reconcile = async (task: UpgradeTask, interrupted: string): Promise<UpgradeTask | null> => {
     if (deps.reconcile === undefined) return null;
     if (!WORKING_STATES.includes(task.state) && task.state !== 'ROLLBACK') return null;
@@ -361,6 +369,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
       const recovered: UpgradeTask[] = [];
       const leftAlone: UpgradeTask[] = [];
       const rolledBack: string[] = [];
+      const finishedForward: string[] = [];
       for (
         let task = await deps.tasks.active();
         task !== null && !running.has(task.id);
@@ -378,7 +387,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
         const reconciled = await reconcile(task, interrupted);
         if (reconciled !== null) {
           recovered.push(reconciled);
-          rolledBack.push(reconciled.id);
+          (reconciled.state === 'COMPLETE' ? finishedForward : rolledBack).push(reconciled.id);
           continue;
         }
         const message =
@@ -390,7 +399,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
         if (failed === null || !isFinal(failed)) break;
         recovered.push(failed);
       }
-      return { recovered, leftAlone, rolledBack };
+      return { recovered, leftAlone, rolledBack, finishedForward };
     },
 
     isRunning: (id) => running.has(id),

@@ -3,10 +3,16 @@
 // to the stores) at a chosen point; a new runner on the same stores and the same pair recovers.
 import { describe, expect, it, afterEach } from 'vitest';
 import type { AuditTrail, Cluster, NodeClient, TaskStore, UpgradeTask } from '../src/ports.js';
-import { rollBackInterrupted, runRollingUpgrade } from '../src/rolling-upgrade.js';
+import { rmSync } from 'node:fs';
+import {
+  recoverInterrupted,
+  rollBackInterrupted,
+  runRollingUpgrade,
+  type RecoveryPolicy,
+} from '../src/rolling-upgrade.js';
 import { createMemoryConfigStore } from '../src/stores/memory.js';
 import { INTERRUPTED, createTaskRunner } from '../src/task-runner.js';
-import { FROM_VERSION, createHarness, drive, type Harness } from './fakes/upgrade-harness.js';
+import { FROM_VERSION, TO_VERSION, createHarness, drive, type Harness } from './fakes/upgrade-harness.js';
 
 let h: Harness;
 afterEach(() => h.cleanup());
@@ -87,7 +93,7 @@ async function crashedRun(at: CrashPoint): Promise<UpgradeTask> {
 }
 
 /** The restarted process: a new runner on the same stores and pair. */
-function restartedRunner() {
+function restartedRunner(policy: RecoveryPolicy = 'roll-back') {
   return createTaskRunner({
     tasks: h.deps.tasks,
     audit: h.deps.audit,
@@ -95,7 +101,10 @@ function restartedRunner() {
     cluster: h.fake.cluster,
     clock: h.clock,
     run: runRollingUpgrade,
-    reconcile: rollBackInterrupted,
+    reconcile:
+      policy === 'roll-back'
+        ? rollBackInterrupted
+        : (deps, task, journal, message) => recoverInterrupted(deps, task, journal, message, policy),
     instanceId: 'restarted',
   });
 }
@@ -169,7 +178,7 @@ const CRASH_POINTS: {
   },
 ];
 
-describe('recovery after a crash mid-upgrade', () => {
+describe('recovery after a crash mid-upgrade, RECOVERY_POLICY=roll-back', () => {
   for (const point of CRASH_POINTS)
     it(`rolls the pair back from the task's journal when the orchestrator died ${point.name}`, async () => {
       h = createHarness();
@@ -222,5 +231,125 @@ describe('recovery after a crash mid-upgrade', () => {
     expect(result.recovered[0]).toMatchObject({ state: 'FAILED', error: { code: INTERRUPTED } });
     expect(result.recovered[0]?.error?.message).toContain('it was not resumed');
     expect(h.fake.node('node-a').rsyncPaused).toBe(false);
+  });
+});
+
+function expectPairUpgraded(): void {
+  for (const id of ['node-a', 'node-b']) {
+    const node = h.fake.node(id);
+    expect(node.jarVersion, `${id} jar`).toBe(TO_VERSION);
+    expect(node.running, `${id} services`).toEqual({ app: TO_VERSION, worker: TO_VERSION });
+    expect(node.rsyncPaused, `${id} rsync paused`).toBe(false);
+    expect(node.configLocked, `${id} config locked`).toBe(false);
+    expect(node.staged, `${id} staged files`).toEqual([]);
+    expect(node.schema, `${id} schema`).toHaveLength(2);
+  }
+  expect(h.fake.vipHolder()).toBe('node-b');
+  expect(h.fake.node('node-b').priority).toBe(150);
+  expect(h.fake.node('node-a').priority).toBe(100);
+  expect(h.fake.node('node-b').databaseRole).toBe('primary');
+  expect(h.fake.node('node-a').databaseRole).toBe('standby');
+}
+
+async function stateMoves(taskId: string): Promise<string[]> {
+  const { items } = await h.deps.audit.logs(taskId, { limit: 1000, offset: 0 });
+  return items
+    .filter((l) => l.fromState !== null)
+    .reverse()
+    .map((l) => `${l.source}: ${l.fromState} -> ${l.toState}`);
+}
+
+async function logMessages(taskId: string): Promise<string[]> {
+  const { items } = await h.deps.audit.logs(taskId, { limit: 1000, offset: 0 });
+  return items.map((l) => l.message);
+}
+
+describe('recovery after a crash mid-upgrade, RECOVERY_POLICY=finish-forward (the default)', () => {
+  const PAST_THE_SWITCH = CRASH_POINTS.filter((p) => p.state === 'UPGRADE_MASTER');
+  for (const point of PAST_THE_SWITCH)
+    it(`finishes the upgrade when the orchestrator died ${point.name}`, async () => {
+      h = createHarness();
+      const before = await crashedRun(point.at);
+      point.left();
+
+      const result = await drive(h.clock, restartedRunner('finish-forward').recover());
+      expect(result.finishedForward).toEqual([before.id]);
+      expect(result.rolledBack).toEqual([]);
+
+      const task = (await h.deps.tasks.get(before.id)) as UpgradeTask;
+      expect(task).toMatchObject({ state: 'COMPLETE', error: null, percent: 100, primaryAfter: 'node-b' });
+      expect(task.downtimeMs).toEqual(expect.any(Number));
+      expectPairUpgraded();
+
+      const steps = (await h.deps.audit.steps(before.id)).map(
+        (s) => `${s.step}@${s.nodeId ?? '-'} ${s.status}`,
+      );
+      expect(steps).toContain('recovery.inspect@- succeeded');
+      expect(steps).toContain('master.install@node-a succeeded');
+      expect(steps).toContain('verify.rsync_resume@- succeeded');
+      expect(steps.filter((s) => s.startsWith('rollback.'))).toEqual([]);
+      expect((await stateMoves(before.id)).slice(-2)).toEqual([
+        'recovery: UPGRADE_MASTER -> VERIFY',
+        'recovery: VERIFY -> COMPLETE',
+      ]);
+      expect((await logMessages(before.id)).join('\n')).toContain('finishing the upgrade forward');
+      expect(await h.deps.tasks.active()).toBeNull();
+    });
+
+  for (const point of CRASH_POINTS.filter((p) => p.state === 'UPGRADE_BACKUP'))
+    it(`still rolls back when the orchestrator died ${point.name}, before the VIP switch`, async () => {
+      h = createHarness();
+      const before = await crashedRun(point.at);
+      const result = await drive(h.clock, restartedRunner('finish-forward').recover());
+      expect(result.rolledBack).toEqual([before.id]);
+      expect(await h.deps.tasks.get(before.id)).toMatchObject({
+        state: 'FAILED',
+        error: { code: INTERRUPTED },
+      });
+      expectPairAsBefore();
+    });
+
+  it('rolls back when it died inside VIP_SWITCH before the VIP moved (database primary already promoted)', async () => {
+    h = createHarness();
+    const before = await crashedRun({ state: 'VIP_SWITCH', op: 'keepalived.set_priority' });
+    expect(h.fake.node('node-b').databaseRole).toBe('primary');
+    expect(h.fake.vipHolder()).toBe('node-a');
+    const result = await drive(h.clock, restartedRunner('finish-forward').recover());
+    expect(result.rolledBack).toEqual([before.id]);
+    expect(await h.deps.tasks.get(before.id)).toMatchObject({
+      state: 'FAILED',
+      error: { code: INTERRUPTED },
+    });
+    expect((await logMessages(before.id)).join('\n')).toContain(
+      'the VIP had not moved to the upgraded node yet',
+    );
+    expectPairAsBefore();
+  });
+
+  it("rolls back when the package's jar is gone from WORK_DIR, saying why", async () => {
+    h = createHarness();
+    const before = await crashedRun({ state: 'UPGRADE_MASTER', op: 'replication.status' });
+    rmSync(h.pkg.jarPath);
+    const result = await drive(h.clock, restartedRunner('finish-forward').recover());
+    expect(result.rolledBack).toEqual([before.id]);
+    expect((await logMessages(before.id)).join('\n')).toContain(
+      "cannot finish the upgrade forward: the package's jar is no longer in",
+    );
+    expectPairAsBefore();
+  });
+
+  it('undoes the schema change from the journal when WORK_DIR was lost with the rollback scripts', async () => {
+    h = createHarness();
+    const before = await crashedRun({ state: 'UPGRADE_BACKUP', op: 'jar.install', node: 'node-b' });
+    expect(h.fake.node('node-a').schema).toHaveLength(2);
+    rmSync(h.pkg.workDir, { recursive: true, force: true });
+    const result = await drive(h.clock, restartedRunner('finish-forward').recover());
+    expect(result.rolledBack).toEqual([before.id]);
+    expect(await h.deps.tasks.get(before.id)).toMatchObject({
+      state: 'FAILED',
+      error: { code: INTERRUPTED },
+    });
+    expect((await logMessages(before.id)).join('\n')).toContain("taken from the task's journal");
+    expectPairAsBefore();
   });
 });

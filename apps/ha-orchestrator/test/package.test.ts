@@ -167,6 +167,8 @@ describe('unpackUpgradePackage', () => {
           rollback: {
             path: join(dir, 'files', 'sql', '001.rollback.sql'),
             sha256: sha256('-- undoes sql/001.sql\n'),
+            // Kept in the task's journal too: undoing it must not depend on WORK_DIR.
+            content: '-- undoes sql/001.sql\n',
           },
         },
       ],

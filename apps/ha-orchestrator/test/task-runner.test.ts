@@ -161,7 +161,12 @@ describe('start-up after a crash', () => {
     });
     expect((await s.tasks.get(old.id))?.state).toBe('COMPLETE');
     expect(await s.tasks.active()).toBeNull();
-    expect(await s.runner.recover()).toEqual({ recovered: [], leftAlone: [], rolledBack: [] });
+    expect(await s.runner.recover()).toEqual({
+      recovered: [],
+      leftAlone: [],
+      rolledBack: [],
+      finishedForward: [],
+    });
   });
 
   it('leaves a task alone while the instance running it renews its lease, and takes it over once that instance is gone', async () => {

@@ -22,6 +22,11 @@ export class DowntimeMeter {
     this.openSince ??= { at: this.clock.now(), reason };
   }
 
+  /** Adds intervals measured earlier (by the run a restart interrupted). */
+  seed(intervals: readonly DowntimeInterval[]): void {
+    this.closed.push(...intervals);
+  }
+
   /** Ends the open interval, if any. */
   close(): void {
     if (this.openSince === null) return;

@@ -87,7 +87,11 @@ export function writePackage(version: string, scripts: number): UpgradePackage {
     const undo = `alter table jobs drop column if exists c${i + 1}; -- ${version}\n`;
     const rollbackPath = join(workDir, 'sql', `${String(i + 1).padStart(3, '0')}.rollback.sql`);
     writeFileSync(rollbackPath, undo);
-    return { path, sha256: sha256(content), rollback: { path: rollbackPath, sha256: sha256(undo) } };
+    return {
+      path,
+      sha256: sha256(content),
+      rollback: { path: rollbackPath, sha256: sha256(undo), content: undo },
+    };
   });
   return {
     version,
