@@ -44,6 +44,10 @@ export interface OrchestratorOptions {
   dataDir?: string;
   /** Extra environment (e.g. SSH_CONNECT_TIMEOUT_MS). */
   env?: Record<string, string>;
+  /** Remove `dataDir` at stop() even though it was given (a restarted process owning it now). */
+  removeDataDir?: boolean;
+  /** How long to wait for it to listen (a restart reconciles an interrupted task first). Default 60 s. */
+  listenTimeoutMs?: number;
 }
 
 export type TaskState =
@@ -128,6 +132,11 @@ export interface Orchestrator {
   waitFinal(taskId: string, timeoutMs?: number): Promise<Progress>;
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
+  /**
+   * SIGKILL, as an OOM kill or a power cut would end it, and waits for the exit; the data dir stays
+   * for the next process (`startOrchestrator({ dataDir })`).
+   */
+  kill(): Promise<void>;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -204,13 +213,14 @@ export async function startOrchestrator(options: OrchestratorOptions): Promise<O
       resolve();
     }),
   );
-  const deadline = Date.now() + 60_000;
+  const listenTimeoutMs = options.listenTimeoutMs ?? 60_000;
+  const deadline = Date.now() + listenTimeoutMs;
   while (listening === null) {
     if (exitCode !== undefined)
       throw new Error(`ha-orchestrator exited ${exitCode} before listening:\n${output.slice(-4000)}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`ha-orchestrator did not listen within 60 s:\n${output.slice(-4000)}`);
+      throw new Error(`ha-orchestrator did not listen within ${listenTimeoutMs} ms:\n${output.slice(-4000)}`);
     }
     await sleep(50);
   }
@@ -293,7 +303,14 @@ export async function startOrchestrator(options: OrchestratorOptions): Promise<O
         await exited;
         clearTimeout(killer);
       }
-      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined || options.removeDataDir === true)
+        await rm(dataDir, { recursive: true, force: true });
+    },
+    async kill() {
+      if (exitCode === undefined) {
+        child.kill('SIGKILL');
+        await exited;
+      }
     },
   };
 }

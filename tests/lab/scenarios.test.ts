@@ -519,6 +519,108 @@ describe.skipIf(!availability.ok)(
       await checkWrites(run.writes, 'scenario 8');
     }, 240_000);
 
+    /**
+     * Where scenario 10 kills the orchestrator (SIGKILL, as an OOM kill or a power cut would), and
+     * what the restarted process must make of it: before the VIP switch the journal is rolled back,
+     * past it the upgrade is finished (RECOVERY_POLICY=finish-forward, the default).
+     */
+    const KILL_POINTS: {
+      name: string;
+      at: (p: Progress) => boolean;
+      ends: 'COMPLETE' | 'FAILED';
+    }[] = [
+      { name: 'after BACKUP', at: (p) => p.state === 'UPGRADE_BACKUP', ends: 'FAILED' },
+      {
+        name: 'inside UPGRADE_BACKUP (standby stopped for its install)',
+        at: (p) => p.finished_steps.some((s) => stepName(s) === 'standby.stop node-b'),
+        ends: 'FAILED',
+      },
+      { name: 'right after VIP_SWITCH', at: (p) => p.state === 'UPGRADE_MASTER', ends: 'COMPLETE' },
+      {
+        name: 'inside UPGRADE_MASTER (former primary stopped for its install)',
+        at: (p) => p.finished_steps.some((s) => stepName(s) === 'master.stop node-a'),
+        ends: 'COMPLETE',
+      },
+    ];
+
+    for (const [i, point] of KILL_POINTS.entries())
+      it(`10${'abcd'[i]}. orchestrator killed ${point.name}: the restarted one ${point.ends === 'COMPLETE' ? 'finishes the upgrade' : 'rolls back'}, the pair whole, no client request failed during the recovery`, async () => {
+        const label = `scenario 10${'abcd'[i]}`;
+        const trigger = await orchestrator.trigger(release(standInJar(NEW)));
+        expect(trigger.status, JSON.stringify(trigger.body)).toBe(201);
+        const taskId = trigger.body.task_id;
+        const atKill = await orchestrator.waitFor(taskId, (p) => point.at(p) || p.final, {
+          intervalMs: 50,
+          timeoutMs: 120_000,
+        });
+        expect(atKill.final, `${label}: the run ended before the kill point`).toBe(false);
+
+        // Clients through the VIP from the kill until the task is final: the recovery itself.
+        const load = startLoad({ url: `${lab.vipUrl}/`, intervalMs: 20, timeoutMs: 1000 });
+        const writer = startClientWrites();
+        const killedAt = Date.now();
+        const recovered = (async () => {
+          await orchestrator.kill();
+          orchestrator = await startOrchestrator({
+            lab,
+            keys,
+            upgrade: UPGRADE,
+            dataDir: orchestrator.dataDir,
+            removeDataDir: true,
+            listenTimeoutMs: 180_000,
+          });
+          const restartMs = Date.now() - killedAt;
+          return { restartMs, final: await orchestrator.waitFinal(taskId, 180_000) };
+        })();
+        // The clients stop whatever happened, before a failure is reported.
+        await recovered.catch(() => undefined);
+        const loadReport = await load.stop();
+        const writes = await writer.stop();
+        const { restartMs, final } = await recovered;
+        const recoveryMs = Date.now() - killedAt;
+        const version = point.ends === 'COMPLETE' ? NEW : OLD;
+        const pair = await readPair(lab);
+        console.log(
+          `${label} (killed in ${atKill.state} at ${atKill.current_step ?? '-'}): ${final.state}` +
+            `${final.error === null ? '' : ` ${final.error.code}`}, listening again ${restartMs} ms and final ` +
+            `${recoveryMs} ms after the kill; versions node-a ${pair.apps['node-a'].version}, node-b ` +
+            `${pair.apps['node-b'].version}; VIP ${pair.vipHolders.join('+')}, db primary ${pair.databasePrimary}; ` +
+            `during the recovery: ${formatLoadReport(loadReport)}`,
+        );
+        await checkWrites(writes, label);
+
+        expect(final.state, final.last_message ?? '').toBe(point.ends);
+        if (point.ends === 'FAILED') expect(final.error).toMatchObject({ code: 'INTERRUPTED' });
+        // One version on both nodes, both healthy, the VIP with the database primary.
+        expect(pair.apps['node-a']).toMatchObject({ status: 200, version });
+        expect(pair.apps['node-b']).toMatchObject({ status: 200, version });
+        expect(pair.vipHolders).toEqual([pair.databasePrimary]);
+        expect(pair.vipHolders).toEqual([final.primary_after]);
+        // Config sync running again on both, replication streaming and caught up.
+        expect(pair.rsyncUnitActive).toEqual({ 'node-a': true, 'node-b': true });
+        expect(pair.rsync['node-a']).toMatchObject({ paused: false });
+        expect(pair.rsync['node-b']).toMatchObject({ paused: false });
+        const standby = pair.databasePrimary === 'node-a' ? 'node-b' : 'node-a';
+        expect(pair.replication).toBe(`${standby} streaming async`);
+        expect(pair.replicationCaughtUp).toBe(true);
+        expect(await lab.psql(pair.databasePrimary ?? 'node-a', SCHEMA_CHANGE_OBJECTS)).toBe(
+          point.ends === 'COMPLETE' ? '2' : '0',
+        );
+        // The history tells what happened, the recovery's own steps included.
+        const logs = await orchestrator.logs(taskId);
+        const text = logs.map((l) => l.message).join('\n');
+        expect(text).toContain(`the orchestrator stopped while this task was in state ${atKill.state}`);
+        if (point.ends === 'COMPLETE') {
+          expect(text).toContain('finishing the upgrade forward');
+          expect(final.finished_steps.map(stepName)).toContain('recovery.inspect');
+        } else {
+          expect(final.finished_steps.map(stepName)).toContain('rollback.rsync_resume node-a');
+        }
+        // The recovery itself touched nothing clients use: no failed request, no failed write.
+        expect(loadReport.failed, `${label}: HTTP requests failed during the recovery`).toBe(0);
+        expect(writes.failed, `${label}: writes failed during the recovery`).toBe(0);
+      }, 300_000);
+
     it(
       `9. ${ROUNDS} upgrades back and forth: priorities only swap (never a limit), the database primary always on the VIP holder`,
       async () => {
