@@ -16,7 +16,8 @@ import {
 } from './download-http.js';
 import type { PartialFile } from './download-partial.js';
 import { diskFullError } from './disk-space.js';
-import { discardBody, sendRequest, type HttpAnswer } from './http-client.js';
+import { discardBody, type HttpAnswer } from './http-client.js';
+import { sendStreamingGet } from './http-stream.js';
 
 /** What the caller hears during a transfer (DownloadOptions' callbacks). */
 export interface DownloadCallbacks {
@@ -193,7 +194,9 @@ export class Transfer {
           controller.abort(new Error('stalled'));
         });
         try {
-          const chunks = answer.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+          // Each chunk is a view of the client's one read buffer, valid until the next `next()`:
+          // consume() hashes and copies it before asking for more.
+          const chunks = answer.body[Symbol.asyncIterator]();
           for (;;) {
             let next: IteratorResult<Buffer>;
             try {
@@ -226,7 +229,7 @@ export class Transfer {
     for (let hops = 0; ; hops++) {
       let answer: HttpAnswer;
       try {
-        answer = await sendRequest(url, {
+        answer = await sendStreamingGet(url, {
           method: 'GET',
           headers: this.headers(),
           signal,

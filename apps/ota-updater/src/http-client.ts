@@ -43,7 +43,7 @@ export interface HttpAnswer {
   status: number;
   headers: IncomingHttpHeaders;
   /** Errors (a reset mid-body, the abort) come out of its iteration; none is ever unhandled. */
-  body: IncomingMessage;
+  body: AsyncIterable<Buffer>;
   /** Ends the answer and its connection; safe to call at any time, more than once. */
   close(): void;
 }
@@ -140,7 +140,7 @@ export async function discardBody(answer: HttpAnswer, limit = 64 * 1024): Promis
   let seen = 0;
   try {
     for await (const chunk of answer.body) {
-      seen += (chunk as Buffer).length;
+      seen += chunk.length;
       if (seen > limit) break;
     }
   } catch {
