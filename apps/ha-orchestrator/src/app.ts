@@ -3,6 +3,7 @@ import multipart from '@fastify/multipart';
 import type { HealthCheck } from '@upgrade/core';
 import { createService, type LoggerOption, type ServiceApp } from '@upgrade/service';
 import { registerAuth, type AuthOptions } from './auth.js';
+import { registerConsole } from './console.js';
 import { healthRoutes, type HealthDeps } from './http/health.js';
 import { registerRequestLog, type ApiRequestLog } from './http/request-log.js';
 import { upgradeRoutes, type RoutesDeps } from './http/routes.js';
@@ -39,5 +40,6 @@ export async function buildApp(deps: AppDeps): Promise<ServiceApp> {
   await app.register(multipart, { throwFileSizeLimit: true });
   await app.register(healthRoutes, deps.health);
   await app.register(upgradeRoutes, deps);
+  await registerConsole(app, deps);
   return app;
 }

@@ -1,7 +1,8 @@
 // Who may call the API: the client address must be in the allow-list (API_ALLOWED_IPS, CIDR) and
 // the request must carry one of the configured bearer tokens (API_TOKENS). `GET /health` is open to
-// everyone (load balancers, keepalived check scripts); the Swagger UI under /docs needs an allowed
-// address only, since a browser cannot send the bearer token for it.
+// everyone (load balancers, keepalived check scripts); the Swagger UI under /docs and the console
+// page (`/`, `/assets/*`) need an allowed address only, since a browser cannot send the bearer token
+// for them (the console sends it with each API call it makes).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { UpgradeError } from '@upgrade/core';
@@ -23,6 +24,8 @@ export interface AuthOptions {
 const OPEN_PATHS = new Set(['/health', '/healthz']);
 /** Paths that need an allowed address but no token. */
 const DOCS_PREFIX = '/docs';
+/** The console page and its files: a browser loads them before the token is entered; they hold no data. */
+const isConsolePage = (path: string): boolean => path === '/' || path.startsWith('/assets/');
 
 const CALLER = Symbol('ha-orchestrator.caller');
 
@@ -101,7 +104,7 @@ export function registerAuth(app: ServiceApp, options: AuthOptions): void {
     if (OPEN_PATHS.has(path)) return;
     if (list !== null && !isAllowed(list, request.ip))
       throw new UpgradeError('FORBIDDEN', `address ${request.ip} is not in the API allow-list`);
-    if (path === DOCS_PREFIX || path.startsWith(`${DOCS_PREFIX}/`)) return;
+    if (path === DOCS_PREFIX || path.startsWith(`${DOCS_PREFIX}/`) || isConsolePage(path)) return;
     const header = request.headers.authorization;
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (match?.[1] === undefined) {

@@ -17,8 +17,10 @@ describe('openapi.json', () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         '/api/v1/upgrade/cancel/{id}',
+        '/api/v1/upgrade/events',
         '/api/v1/upgrade/history',
         '/api/v1/upgrade/logs/{id}',
+        '/api/v1/upgrade/package-policy',
         '/api/v1/upgrade/progress/{id}',
         '/api/v1/upgrade/rollback/{id}',
         '/api/v1/upgrade/trigger',
