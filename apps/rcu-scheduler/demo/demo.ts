@@ -65,6 +65,8 @@ const show = (event: RoundEvent): void => {
         `  ${bar(event.meanProgress / 100)} ${event.meanProgress.toFixed(0).padStart(3)}%  ${event.final}/${event.hosts} hosts final`,
       );
       break;
+    case 'hosts':
+      break; // the console shows each host; the terminal keeps to the totals
     case 'store-retry':
       console.log(`  storing results failed (${event.error}); retrying`);
       break;
@@ -83,6 +85,7 @@ const show = (event: RoundEvent): void => {
 };
 
 const service = await startRcuScheduler(config, { onEvent: show, handleSignals: false });
+console.log(`rcu-scheduler console: ${service.address}/`);
 console.log(`rcu-scheduler demo: API ${service.address}, docs ${service.address}/docs`);
 console.log(`  status: curl ${service.address}/api/status`);
 console.log(`  rounds: curl ${service.address}/api/rounds`);

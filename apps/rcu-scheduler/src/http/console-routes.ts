@@ -85,7 +85,7 @@ export function registerConsoleRoutes(app: ServiceApp, deps: ConsoleRoutesDeps):
       schema: {
         summary: 'The round this instance runs, live (server-sent events)',
         description:
-          '`snapshot` on connect (`{ round, nextTickAt }`, `round` a LiveRound or null: the running round, else the last one this instance finished); then `round` (a LiveRound, as a round starts and ends) and `group` (`{ roundId, group, final, total }`, as a group is triggered or polled). A keep-alive comment every 15 s. Rounds another instance runs are not streamed.',
+          '`snapshot` on connect (`{ round, nextTickAt }`, `round` a LiveRound or null: the running round, else the last one this instance finished); then `round` (`{ round, nextTickAt }`, as a round starts and ends) and `group` (`{ roundId, group, final, total }`, as a group is triggered or polled). A keep-alive comment every 15 s. Rounds another instance runs are not streamed.',
         tags: ['rounds'],
         response: {
           200: {
@@ -103,7 +103,11 @@ export function registerConsoleRoutes(app: ServiceApp, deps: ConsoleRoutesDeps):
         nextTickAt: deps.scheduler.nextTickAt?.toISOString() ?? null,
       });
       const unsubscribe = deps.live.subscribe((change) => {
-        if (change.type === 'round') stream.send('round', toLiveRoundBody(change.round));
+        if (change.type === 'round')
+          stream.send('round', {
+            round: toLiveRoundBody(change.round),
+            nextTickAt: deps.scheduler.nextTickAt?.toISOString() ?? null,
+          });
         else
           stream.send('group', {
             roundId: change.roundId,
