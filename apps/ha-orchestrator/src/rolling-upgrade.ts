@@ -91,6 +91,12 @@ export interface UpgradeDeps {
    * primary's agent lists in its health answer, so the agent's own configuration is the one source.
    */
   services?: readonly string[];
+  /**
+   * Aborted when this process lost its lease on the task (it stalled past the lease, and another
+   * instance took the task over to reconcile it): the run stops at its next safe point and leaves
+   * the task and the pair to that instance, writing nothing more.
+   */
+  leaseLost?: AbortSignal;
 }
 
 /** Downtime beyond this is reported as a warning (the upgrade is not undone for it). */
@@ -151,6 +157,8 @@ interface Run {
   tasks: TaskStore;
   pkg: UpgradePackage;
   cancel: AbortSignal;
+  /** See UpgradeDeps.leaseLost. */
+  leaseLost: AbortSignal | undefined;
   /** False once VERIFY starts: both nodes are upgraded, a cancel no longer rolls back. */
   cancellable: boolean;
   changes: Change[];
@@ -167,6 +175,13 @@ interface Run {
   vipHolder: NodeClient | null;
   /** Changes the rollback already undid out of order (the VIP, right after the database primary). */
   undone: Set<Change>;
+}
+
+/** Thrown at a safe point once the lease on the task is lost: another instance has it now. */
+class LeaseLost extends Error {
+  constructor() {
+    super('the lease on the task was lost to another orchestrator instance');
+  }
 }
 
 /** Thrown at a safe point once a cancel was requested. */
@@ -206,6 +221,7 @@ export async function runRollingUpgrade(
     tasks: deps.tasks,
     pkg,
     cancel: signal,
+    leaseLost: deps.leaseLost,
     cancellable: true,
     changes: [],
     staged: new Set(),
@@ -223,6 +239,11 @@ export async function runRollingUpgrade(
     if (signal.aborted) throw new CancelRequested(reasonOf(signal));
     await upgrade(run);
   } catch (error) {
+    if (error instanceof LeaseLost) {
+      // Another instance reconciles the task: nothing more is written or undone from here.
+      deps.logger?.error({ taskId: task.id }, `${error.message}; this run stopped and left the task to it`);
+      return rec.task;
+    }
     stop = stopOf(run, error);
   } finally {
     deadline.stop();
@@ -347,6 +368,7 @@ function runFromJournal(deps: UpgradeDeps, task: UpgradeTask, journal: TaskJourn
         : { jarPath: journal.package.jarPath, jarSha256: journal.package.jarSha256 }),
     } as UpgradePackage,
     cancel: new AbortController().signal,
+    leaseLost: deps.leaseLost,
     cancellable: false,
     changes,
     staged: new Set(journal.staged.map(node)),
@@ -1447,8 +1469,9 @@ async function cleanStaging(ctx: FlowContext, run: Run, percent: number | undefi
   }
 }
 
-/** A safe point: the run's deadline, then a cancel request. */
+/** A safe point: the lease, the run's deadline, then a cancel request. */
 async function checkpoint(run: Run): Promise<void> {
+  if (run.leaseLost?.aborted === true) throw new LeaseLost();
   if (run.ctx.signal.aborted) throw abortError(run.ctx.signal);
   if (run.cancel.aborted && run.cancellable) throw new CancelRequested(reasonOf(run.cancel));
 }

@@ -49,6 +49,8 @@ export interface FlowDeps {
   config: FlowConfig;
   clock: Clock;
   logger?: RunnerLogger;
+  /** Aborted when the runner lost its lease on the task (see UpgradeDeps.leaseLost). */
+  leaseLost?: AbortSignal;
 }
 
 /** `runRollingUpgrade`'s shape: never throws, resolves with the task in its final state. */
@@ -152,8 +154,11 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
   };
   const renewMs = deps.leaseRenewMs ?? DEFAULT_LEASE_RENEW_MS;
 
-  /** Renews the lease on `id` until the returned function is called, which also releases it. */
-  const holdLease = (id: string): (() => Promise<void>) => {
+  /**
+   * Renews the lease on `id` until the returned function is called, which also releases it.
+   * `lost` is aborted when a renewal finds the lease taken over by another instance.
+   */
+  const holdLease = (id: string, lost?: AbortController): (() => Promise<void>) => {
     const stop = new AbortController();
     const renewing = (async () => {
       for (;;) {
@@ -166,8 +171,9 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
           if (!(await deps.tasks.renewLease(id, lease))) {
             deps.logger?.error(
               { taskId: id, owner: lease.owner },
-              'the lease on the task was taken over by another orchestrator instance',
+              'the lease on the task was taken over by another orchestrator instance; the run stops at its next safe point',
             );
+            lost?.abort();
             return;
           }
         } catch (error) {
@@ -194,7 +200,8 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
         );
         return;
       }
-      release = holdLease(task.id);
+      const leaseLost = new AbortController();
+      release = holdLease(task.id, leaseLost);
       const config = await deps.configStore.get();
       const final = await deps.run(
         {
@@ -203,14 +210,25 @@ export function createTaskRunner(deps: TaskRunnerDeps): TaskRunner {
           audit: deps.audit,
           config,
           clock: deps.clock,
+          leaseLost: leaseLost.signal,
           ...(deps.logger === undefined ? {} : { logger: deps.logger }),
         },
         task,
         pkg,
         signal,
       );
-      deps.logger?.info({ taskId: task.id, state: final.state, error: final.error }, 'upgrade task finished');
-      deps.onFinished?.(final);
+      if (isFinal(final)) {
+        deps.logger?.info(
+          { taskId: task.id, state: final.state, error: final.error },
+          'upgrade task finished',
+        );
+        deps.onFinished?.(final);
+      } else if (leaseLost.signal.aborted) {
+        deps.logger?.warn(
+          { taskId: task.id, state: final.state },
+          'upgrade task left to the instance holding its lease',
+        );
+      }
     } catch (error) {
       // The flow never throws by contract; if it (or reading the config) does, the task must not
       // stay non-final, or no upgrade could start again until a restart.

@@ -353,3 +353,33 @@ describe('recovery after a crash mid-upgrade, RECOVERY_POLICY=finish-forward (th
     expectPairAsBefore();
   });
 });
+
+describe('a run that lost its lease', () => {
+  it('stops at its next safe point and leaves the task and the pair to the instance that took it over', async () => {
+    h = createHarness();
+    // Every renewal finds the lease taken: this process stalled past it and another instance has it.
+    const tasks: TaskStore = { ...h.deps.tasks, renewLease: async () => false };
+    const runner = createTaskRunner({
+      tasks,
+      audit: h.deps.audit,
+      configStore: createMemoryConfigStore(h.deps.config),
+      cluster: h.fake.cluster,
+      clock: h.clock,
+      run: runRollingUpgrade,
+      instanceId: 'stalled',
+      leaseRenewMs: 1,
+    });
+    const task = await h.newTask(runner.lease);
+    runner.start(task, h.pkg);
+    await drive(h.clock, runner.settled());
+
+    const left = (await h.deps.tasks.get(task.id)) as UpgradeTask;
+    // Not finished, not rolled back, not failed: the other instance reconciles it.
+    expect(['PREPARE', 'BACKUP']).toContain(left.state);
+    const steps = (await h.deps.audit.steps(task.id)).map((s) => s.step);
+    expect(steps.filter((s) => s.startsWith('rollback.'))).toEqual([]);
+    expect(steps).not.toContain('standby.install');
+    expect(h.fake.node('node-a').jarVersion).toBe(FROM_VERSION);
+    expect(h.fake.node('node-b').jarVersion).toBe(FROM_VERSION);
+  });
+});

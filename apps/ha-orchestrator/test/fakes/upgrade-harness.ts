@@ -8,6 +8,7 @@ import {
   DEFAULT_SAFETY_SETTINGS,
   DEFAULT_UPGRADE_CONFIG,
   type FlowConfig,
+  type LeaseRequest,
   type UpgradePackage,
   type UpgradeTask,
 } from '../../src/ports.js';
@@ -30,7 +31,8 @@ export interface Harness {
   deps: UpgradeDeps;
   pkg: UpgradePackage;
   /** Creates the next task (IDLE), as POST /trigger does. */
-  newTask(): Promise<UpgradeTask>;
+  /** A new IDLE task for `pkg`, leased to `lease` when given (as the API creates it for a runner). */
+  newTask(lease?: LeaseRequest): Promise<UpgradeTask>;
   /** Creates a task and runs the whole upgrade under the fake clock. */
   upgrade(signal?: AbortSignal): Promise<UpgradeTask>;
   cleanup(): void;
@@ -52,12 +54,13 @@ export function createHarness(options: HarnessOptions = {}): Harness {
   const deps: UpgradeDeps = { cluster: fake.cluster, tasks, audit, config, clock };
   const pkg = writePackage(TO_VERSION, options.scripts ?? 1);
   let n = 0;
-  const newTask = (): Promise<UpgradeTask> =>
+  const newTask = (lease?: LeaseRequest): Promise<UpgradeTask> =>
     tasks.create({
       id: `t${++n}`,
       toVersion: pkg.version,
       packageSha256: pkg.packageSha256,
       requestedBy: 'test',
+      ...(lease === undefined ? {} : { lease }),
     });
   return {
     clock,
