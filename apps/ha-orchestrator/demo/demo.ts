@@ -1,8 +1,11 @@
 // `pnpm demo`: the real service on embedded defaults (PGlite in a temp dir) with two simulated
 // nodes in-process (the fake pair: keepalived VIP, primary/standby database, rsync'd config), one
 // signed package uploaded over HTTP and its rolling upgrade followed in the terminal.
-// --once: exit after the upgrade; otherwise the API keeps serving until Ctrl-C.
-import { mkdtempSync, rmSync } from 'node:fs';
+// --once: exit after the upgrade; otherwise the API and the console keep serving until Ctrl-C (or
+// SIGTERM), and a new upgrade (the next minor version) starts whenever the pair has been idle for
+// a while, so whoever opens the console sees one under way; a signed package is left in the temp
+// dir for trying the console's upload.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '@upgrade/core';
@@ -45,24 +48,26 @@ const pair = createFakeCluster({
   replicationCatchUpMs: 400,
   rsyncIntervalMs: 500,
 });
-const service = await startHaOrchestrator(config, { cluster: pair.cluster, logger: 'warn' });
+const service = await startHaOrchestrator(config, {
+  cluster: pair.cluster,
+  logger: 'warn',
+  handleSignals: false,
+});
 const base = service.address;
 const headers = { authorization: `Bearer ${TOKEN}` };
+// `on`, not `once`: a signal may arrive twice (sent to the process group and relayed by tsx), and
+// a second one without a handler would end the process before it cleaned up.
+let stopping = false;
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
 
+console.log(`ha-orchestrator console: ${base}/`);
+console.log(`ha-orchestrator console token: ${TOKEN}`);
 console.log(`ha-orchestrator demo: API ${base}, docs ${base}/docs (token: ${TOKEN})`);
 console.log(`database: embedded PGlite in ${config.DATA_DIR}`);
 console.log(`pair: node-a (primary, holds VIP ${pair.vip}) and node-b (standby), both on 2.3.0\n`);
 
-const zip = await buildPackage({
-  version: '2.4.0',
-  scripts: [
-    { path: 'sql/001_add_audit_column.sql', content: 'ALTER TABLE orders ADD COLUMN audited boolean;' },
-  ],
-});
-const form = new FormData();
-form.append('package', new Blob([zip], { type: 'application/zip' }), 'app-2.4.0.zip');
-form.append('signature', signPackage(zip, keys.privateKey));
-const accepted = await fetch(`${base}/api/v1/upgrade/trigger`, { method: 'POST', body: form, headers });
+const accepted = await trigger('2.4.0');
 if (accepted.status !== 201) {
   console.error(`trigger refused: ${accepted.status} ${await accepted.text()}`);
   await shutdown(1);
@@ -120,10 +125,46 @@ console.log(`\nlast log lines of ${logs.total} (GET /api/v1/upgrade/logs/${taskI
 for (const l of logs.items) console.log(`  ${l.level.padEnd(7)} ${l.message}`);
 
 if (once) await shutdown(progress.state === 'COMPLETE' ? 0 : 1);
-console.log(`\nthe API keeps serving at ${base} (docs: ${base}/docs); Ctrl-C to stop`);
-process.once('SIGINT', () => void shutdown(0));
 
-async function shutdown(code: number): Promise<never> {
+// A package to try the console's upload with.
+const manual = await buildPackage({ version: '9.0.0' });
+writeFileSync(join(dir, 'app-9.0.0.zip'), manual);
+writeFileSync(join(dir, 'app-9.0.0.zip.sig'), signPackage(manual, keys.privateKey));
+console.log(`\nthe API and the console keep serving at ${base}/ (docs: ${base}/docs); Ctrl-C to stop`);
+console.log(
+  `a signed package to upload in the console: ${join(dir, 'app-9.0.0.zip')} (signature: .sig beside it)`,
+);
+
+// Another upgrade whenever the pair has been idle this long, so the console always has one to show.
+const IDLE_BEFORE_NEXT_MS = 20_000;
+let minor = 5;
+while (!stopping) {
+  await new Promise((resolve) => setTimeout(resolve, IDLE_BEFORE_NEXT_MS));
+  if (stopping) break;
+  const next = await trigger(`2.${minor}.0`).catch(() => null);
+  // 409: a task someone started from the console is running; try again later.
+  if (next?.status === 201) {
+    console.log(`started the next demo upgrade, to 2.${minor}.0`);
+    minor += 1;
+  } else await next?.body?.cancel();
+}
+
+async function trigger(version: string): Promise<Response> {
+  const zip = await buildPackage({
+    version,
+    scripts: [
+      { path: 'sql/001_add_audit_column.sql', content: 'ALTER TABLE orders ADD COLUMN audited boolean;' },
+    ],
+  });
+  const form = new FormData();
+  form.append('package', new Blob([zip], { type: 'application/zip' }), `app-${version}.zip`);
+  form.append('signature', signPackage(zip, keys.privateKey));
+  return fetch(`${base}/api/v1/upgrade/trigger`, { method: 'POST', body: form, headers });
+}
+
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
   await service.stop();
   rmSync(dir, { recursive: true, force: true });
   process.exit(code);
