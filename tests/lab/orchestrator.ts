@@ -39,6 +39,7 @@ export interface OrchestratorOptions {
   keys: SigningKeys;
   /** Who holds the VIP now (listed first in HA_NODES). Default node-a. */
   primary?: LabNodeId;
+  /** Set with `config set` before the start; nothing is set when omitted. */
   upgrade?: UpgradeParameters;
   /** Data dir to reuse (the audit trail survives a restart); a new temp dir otherwise. */
   dataDir?: string;

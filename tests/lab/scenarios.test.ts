@@ -561,10 +561,10 @@ describe.skipIf(!availability.ok)(
         const killedAt = Date.now();
         const recovered = (async () => {
           await orchestrator.kill();
+          // The same data dir: upgrade_config and the task history are there already.
           orchestrator = await startOrchestrator({
             lab,
             keys,
-            upgrade: UPGRADE,
             dataDir: orchestrator.dataDir,
             removeDataDir: true,
             listenTimeoutMs: 180_000,
@@ -585,7 +585,11 @@ describe.skipIf(!availability.ok)(
             `${final.error === null ? '' : ` ${final.error.code}`}, listening again ${restartMs} ms and final ` +
             `${recoveryMs} ms after the kill; versions node-a ${pair.apps['node-a'].version}, node-b ` +
             `${pair.apps['node-b'].version}; VIP ${pair.vipHolders.join('+')}, db primary ${pair.databasePrimary}; ` +
-            `during the recovery: ${formatLoadReport(loadReport)}`,
+            `during the recovery: ${formatLoadReport(loadReport)}; slowest recovery steps: ` +
+            final.finished_steps
+              .filter((s) => Date.parse(s.at) >= killedAt && (s.duration_ms ?? 0) >= 1000)
+              .map((s) => `${stepName(s)} ${s.duration_ms} ms`)
+              .join(', '),
         );
         await checkWrites(writes, label);
 
