@@ -62,6 +62,7 @@ connectEvents({
     updateRunButton();
     void history.refresh();
     if (round.phase === 'finished') {
+      if (runNote.textContent?.includes(round.roundId)) runNote.textContent = '';
       void charts.refresh();
       void failing.refresh();
     }
