@@ -166,7 +166,7 @@ export async function runRound(
 
 /**
  * Finishes a round a crash or restart left running: polls its upgrades again by uuid until the
- * round's original deadline (at least once), logs what the vendor no longer knows as failed, then
+ * round's original deadline (at least once, and past the deadline one whole poll), logs what the vendor no longer knows as failed, then
  * stores everything and advances the rotation exactly as the round would have.
  */
 export async function resumeRound(
@@ -181,10 +181,14 @@ export async function resumeRound(
     'resuming a round left unfinished by a restart',
   );
   emitStarted(deps, round, true);
+  // With less than one poll interval left (a slow restart), each group gets one whole poll, bounded
+  // by the adapter's own timeouts: a cut one interval after the deadline could end that poll before
+  // the vendor answered and log as timeout hosts the vendor reports completed.
+  const remainingMs = deadline - deps.clock.now();
   const states = await withRoundSignal(signal, settings, (roundSignal) =>
     watchRound(deps, settings, round, {
       initialDelayMs: 0,
-      timeoutMs: Math.max(0, deadline - deps.clock.now()),
+      timeoutMs: remainingMs < settings.pollIntervalMs ? 0 : remainingMs,
       signal: roundSignal,
       unconfirmed: "interrupted: the service stopped before this group's upgrade was confirmed by the vendor",
     }),
@@ -319,10 +323,12 @@ async function watchRound(
     if (options.signal?.aborted) forward();
     else options.signal?.addEventListener('abort', forward, { once: true });
     const cutTimer = new AbortController();
-    clock.sleep(deadline + settings.pollIntervalMs - clock.now(), cutTimer.signal).then(
-      () => watch.abort(new UpgradeError('TIMEOUT', 'the round passed its poll deadline')),
-      () => undefined, // the watch ended first
-    );
+    // No deadline left (a resumed round's single poll): nothing to cut; see resumeRound.
+    if (options.timeoutMs > 0)
+      clock.sleep(deadline + settings.pollIntervalMs - clock.now(), cutTimer.signal).then(
+        () => watch.abort(new UpgradeError('TIMEOUT', 'the round passed its poll deadline')),
+        () => undefined, // the watch ended first
+      );
     const limit = createLimiter(settings.concurrency);
     const onProgress = (group: RoundGroup): void => {
       emitHosts(group);

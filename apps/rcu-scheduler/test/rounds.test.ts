@@ -293,6 +293,30 @@ describe('runRound', () => {
     expect(await store.loadRotation()).toEqual({ index: 1, used: 1 });
   });
 
+  it('gives a round resumed past its deadline one whole poll per group, however slow the vendor answers', async () => {
+    // A slow restart: the round's deadline passed while the service was down.
+    const settings = fastSettings({ groups: makeGroups(1, 2), pollIntervalMs: 50 });
+    const [g0] = settings.groups;
+    const t0 = await vendor.triggerUpgrade({ group: g0!, file: FILES[0] });
+    await waitFor(async () => (await vendor.queryProgress(t0.uuid)).every((h) => h.status === 'completed'));
+    sim.setLatency(300); // each answer takes longer than a poll interval
+    await store.startRound({
+      id: randomUUID(),
+      slot: null,
+      trigger: 'schedule',
+      filename: FILES[0].filename,
+      fileType: FILES[0].fileType,
+      rotationAfter: { index: 0, used: 1 },
+      status: 'running',
+      startedAt: new Date(Date.now() - 60 * 60_000),
+      finishedAt: null,
+      groups: [{ roomTypeId: g0!.roomTypeId, hosts: g0!.hosts, uuid: t0.uuid, triggerError: null }],
+    });
+    const [unfinished] = await store.unfinishedRounds();
+    const outcome = await resumeRound(roundDeps(vendor, store, spool.path), settings, unfinished!);
+    expect(outcome.summary).toEqual({ total: 2, completed: 2, failed: 0, timeout: 0 });
+  });
+
   it('skips a schedule slot another instance already ran, without moving the rotation', async () => {
     const slot = Date.UTC(2026, 10, 23, 10, 0);
     const deps = roundDeps(vendor, store, spool.path, { logger: captureLogger() });
