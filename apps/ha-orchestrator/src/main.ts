@@ -19,7 +19,7 @@ import * as schema from './db/schema.js';
 import { loadPublicKeys } from './package.js';
 import { migrationsFolder } from './paths.js';
 import type { Cluster, NodeClient, UpgradeTask } from './ports.js';
-import { restoreFromBackup } from './restore.js';
+import { restoreFromBackup, type RestoreOptions } from './restore.js';
 import { recoverInterrupted, runRollingUpgrade } from './rolling-upgrade.js';
 import {
   cleanWorkDir,
@@ -75,7 +75,7 @@ export interface StartOptions {
   cluster?: Cluster;
   /** The flow; default runRollingUpgrade. */
   run?: RunUpgrade;
-  restore?: (deps: FlowDeps, taskId: string) => Promise<UpgradeTask>;
+  restore?: (deps: FlowDeps, taskId: string, options?: RestoreOptions) => Promise<UpgradeTask>;
   clock?: Clock;
   logger?: LoggerOption;
   handleSignals?: boolean;
@@ -152,8 +152,12 @@ export async function startHaOrchestrator(
     tasks,
     audit,
     runner,
-    restore: async (taskId) =>
-      restore({ cluster, tasks, audit, config: await configStore.get(), clock, logger: app.log }, taskId),
+    restore: async (taskId, restoreOptions) =>
+      restore(
+        { cluster, tasks, audit, config: await configStore.get(), clock, logger: app.log },
+        taskId,
+        restoreOptions,
+      ),
     nodeVersions: () =>
       Promise.all(
         cluster.nodes.map((node) =>

@@ -1,5 +1,10 @@
-// POST /rollback/{id}: an operator's explicit restore of the pair to what a task backed up. It is
-// the only place the live database is replaced from its dump, which loses every write made since
+// POST /rollback/{id}: an operator's explicit restore of the pair to what a task backed up.
+//
+// By default it is the rolling rollback (rolling-rollback.ts): software restored node by node with
+// the VIP moved to the restored node first, the schema change undone by its rollback scripts, no
+// row lost, clients served throughout. With `restore_database` it is the full restore below.
+//
+// The full restore is the only place the live database is replaced from its dump, which loses every write made since
 // the backup; so writes are fenced on both nodes first: the services are stopped on both (the node
 // without the VIP first), and the agent loads the dump into a side database, swapped in (DROP ...
 // WITH (FORCE), which ends any other session, and a rename) only once it is complete. Nothing is touched before every node's backup has
@@ -23,18 +28,33 @@ import {
 } from './flow/node-steps.js';
 import { TaskRecorder } from './flow/recorder.js';
 import { setRsync } from './flow/sync.js';
+import { rollBackRolling, schemaUndoProblem } from './rolling-rollback.js';
 import type { UpgradeDeps } from './rolling-upgrade.js';
 
 /** Task stores with a restore running, so two requests never restore the same pair at once. */
 const restoring = new WeakSet<object>();
 
+/** Options of `restoreFromBackup`. */
+export interface RestoreOptions {
+  /**
+   * Also replace the database from the backup's dump: both nodes are stopped first (writes made
+   * since the backup are lost). Default false: the rolling rollback, clients served throughout.
+   */
+  restoreDatabase?: boolean;
+}
+
 /**
  * Restores both nodes from the backups of task `taskId`. Throws UpgradeError: NOT_FOUND (no such
  * task), CONFLICT (a task or another restore is running), VALIDATION_FAILED (no backups, a node
- * without one, or a backup that no longer matches its checksums; nothing was changed),
- * ROLLBACK_FAILED (a restore step failed or a node is unhealthy afterwards), UNREACHABLE.
+ * without one, a backup that no longer matches its checksums, or a schema change the rolling
+ * rollback cannot undo; nothing was changed), ROLLBACK_FAILED (a restore step failed or a node is
+ * unhealthy afterwards), UNREACHABLE.
  */
-export async function restoreFromBackup(deps: UpgradeDeps, taskId: string): Promise<UpgradeTask> {
+export async function restoreFromBackup(
+  deps: UpgradeDeps,
+  taskId: string,
+  options: RestoreOptions = {},
+): Promise<UpgradeTask> {
   const task = await deps.tasks.get(taskId);
   if (task === null) throw new UpgradeError('NOT_FOUND', `task ${taskId} does not exist`);
   const active = await deps.tasks.active();
@@ -57,6 +77,14 @@ export async function restoreFromBackup(deps: UpgradeDeps, taskId: string): Prom
   const missing = deps.cluster.nodes.filter((n) => !backups.has(n.id)).map((n) => n.id);
   if (missing.length > 0)
     throw new UpgradeError('VALIDATION_FAILED', `task ${taskId} has no backup of ${missing.join(', ')}`);
+  const rolling = options.restoreDatabase !== true;
+  const journal = rolling ? await deps.tasks.readJournal(taskId) : null;
+  const schemaProblem = rolling && task.state === 'COMPLETE' ? schemaUndoProblem(journal) : null;
+  if (schemaProblem !== null)
+    throw new UpgradeError(
+      'VALIDATION_FAILED',
+      `${schemaProblem}; nothing was changed. Restore the database from the backup instead (POST /api/v1/upgrade/rollback/{id}?restore_database=true: writes made since the backup are lost)`,
+    );
 
   restoring.add(deps.tasks);
   const deadline = startDeadline(
@@ -72,10 +100,28 @@ export async function restoreFromBackup(deps: UpgradeDeps, taskId: string): Prom
     });
     await verifyAll(ctx, backups);
     const { first, second, databasePrimary } = await inspect(ctx);
-    await restorePair(ctx, task, backups, [first, second], databasePrimary);
-    const message = `restored ${deps.cluster.nodes.map((n) => n.id).join(' and ')} from the backups of task ${taskId}${
+    const restored = `restored ${deps.cluster.nodes.map((n) => n.id).join(' and ')} from the backups of task ${taskId}${
       task.fromVersion === null ? '' : ` (version ${task.fromVersion})`
-    }; writes were fenced on both nodes (services stopped) before the database was replaced from its dump, so writes made after the backup are gone; downtime ${ctx.meter.totalMs} ms`;
+    }`;
+    let message: string;
+    if (rolling) {
+      if (ctx.config.databaseSwitchover === 1 && databasePrimary !== second)
+        throw new UpgradeError(
+          'VALIDATION_FAILED',
+          `the database primary (${databasePrimary?.id ?? 'none'}) is not on the VIP holder ${second.id}; nothing was changed`,
+        );
+      await withRsyncPaused(ctx, [first, second], () => rollBackRolling(ctx, task, backups, second, journal));
+      message = `${restored} node by node: ${first.id} first, then the VIP${
+        ctx.config.databaseSwitchover === 1 ? ' and the database primary' : ''
+      } moved to it, then ${second.id}${
+        task.state === 'COMPLETE' && (journal?.changes.some((c) => c.kind === 'schema') ?? false)
+          ? '; the schema change undone by its rollback scripts'
+          : ''
+      }; the database was not replaced, no row written meanwhile is lost; downtime ${ctx.meter.totalMs} ms`;
+    } else {
+      await restorePair(ctx, task, backups, [first, second], databasePrimary);
+      message = `${restored}; writes were fenced on both nodes (services stopped) before the database was replaced from its dump, so writes made after the backup are gone; downtime ${ctx.meter.totalMs} ms`;
+    }
     await rec.patch({ currentStep: 'restore.done', lastMessage: message });
     await rec.log('INFO', message, { downtimeMs: ctx.meter.totalMs });
     return rec.task;
@@ -134,6 +180,33 @@ async function inspect(
       return { first: peerOf(ctx.cluster, second), second, databasePrimary };
     },
   );
+}
+
+/** Runs `fn` with config sync paused on both nodes, resumed afterwards whatever happened. */
+async function withRsyncPaused(
+  ctx: FlowContext,
+  order: readonly NodeClient[],
+  fn: () => Promise<void>,
+): Promise<void> {
+  const { rec } = ctx;
+  try {
+    await rec.step(
+      { name: 'restore.rsync_pause', message: 'pausing config sync on both nodes' },
+      async () => {
+        for (const node of order) await setRsync(ctx, node, 'pause');
+      },
+    );
+    await fn();
+  } finally {
+    rec.bestEffort = true;
+    await rec
+      .step({ name: 'restore.rsync_resume', message: 'resuming config sync on both nodes' }, async () => {
+        for (const node of order) await setRsync(ctx, node, 'resume');
+      })
+      .catch(async (error: unknown) => {
+        await rec.log('ERROR', `config sync not resumed: ${describeError(error)}; resume it by hand`);
+      });
+  }
 }
 
 async function restorePair(

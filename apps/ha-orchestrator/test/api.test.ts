@@ -731,8 +731,10 @@ describe('a task through the API (scripted flow)', () => {
 describe('POST /api/v1/upgrade/rollback/{id}', () => {
   it('maps the restore outcome: 200 with the task, 400, 409, 500', async () => {
     const outcomes: (() => never | UpgradeTask)[] = [];
+    const asked: (boolean | undefined)[] = [];
     await start({
-      restore: async (deps, id) => {
+      restore: async (deps, id, options) => {
+        asked.push(options?.restoreDatabase);
         const next = outcomes.shift();
         if (next !== undefined) return next();
         return deps.tasks.update(id, { lastMessage: 'restored from backups' });
@@ -750,6 +752,14 @@ describe('POST /api/v1/upgrade/rollback/{id}', () => {
     const ok = await t.app.inject({ method: 'POST', url, headers: AUTH });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toMatchObject({ task_id: task.id, last_message: 'restored from backups' });
+    // The rolling rollback unless the database dump is asked for; a malformed flag is a 400.
+    const full = await t.app.inject({ method: 'POST', url: `${url}?restore_database=true`, headers: AUTH });
+    expect(full.statusCode).toBe(200);
+    expect(asked).toEqual([false, true]);
+    const bad = await t.app.inject({ method: 'POST', url: `${url}?restore_database=maybe`, headers: AUTH });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
+    expect(JSON.stringify(bad.json())).toContain('restore_database');
 
     outcomes.push(() => {
       throw new UpgradeError('VALIDATION_FAILED', 'task has no verified backup');

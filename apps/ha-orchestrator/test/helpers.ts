@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '@upgrade/core';
 import type { ServiceApp } from '@upgrade/service';
 import yazl from 'yazl';
+import type { RestoreOptions } from '../src/restore.js';
 import { buildApp } from '../src/app.js';
 import type { ApiRequestLog } from '../src/http/request-log.js';
 import type {
@@ -201,7 +202,7 @@ export interface TestAppOptions {
   database: HealthCheck;
   cluster?: Cluster;
   run: RunUpgrade;
-  restore?: (deps: FlowDeps, taskId: string) => Promise<UpgradeTask>;
+  restore?: (deps: FlowDeps, taskId: string, options?: RestoreOptions) => Promise<UpgradeTask>;
   keys: readonly KeyObject[];
   allowedIps?: string[];
   maxPackageBytes?: number;
@@ -249,9 +250,9 @@ export async function buildTestApp(options: TestAppOptions): Promise<TestApp> {
     tasks: options.tasks,
     audit: options.audit,
     runner,
-    restore: async (id) => {
+    restore: async (id, restoreOptions) => {
       if (options.restore === undefined) throw new Error('no restore in this test');
-      return options.restore(await flowDeps(), id);
+      return options.restore(await flowDeps(), id, restoreOptions);
     },
     nodeVersions: options.nodeVersions ?? (async () => ['2.3.0', '2.3.0']),
     packages: {

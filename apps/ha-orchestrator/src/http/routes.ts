@@ -23,6 +23,7 @@ import {
   type TaskStore,
   type UpgradeTask,
 } from '../ports.js';
+import type { RestoreOptions } from '../restore.js';
 import { WORK_PREFIX, type TaskRunner } from '../task-runner.js';
 import {
   CancelBody,
@@ -31,6 +32,7 @@ import {
   LogsResponse,
   PageQuery,
   ProgressResponse,
+  RollbackQuery,
   TaskIdParams,
   TaskView,
   TriggerBody,
@@ -54,7 +56,7 @@ export interface RoutesDeps {
   audit: Pick<AuditTrail, 'logs' | 'steps'>;
   runner: Pick<TaskRunner, 'start' | 'cancel' | 'lease'>;
   /** restore.ts's `restoreFromBackup` bound to its dependencies. */
-  restore: (taskId: string) => Promise<UpgradeTask>;
+  restore: (taskId: string, options?: RestoreOptions) => Promise<UpgradeTask>;
   /** The version each node reports now (null when unknown), for a package's `minFromVersion`. */
   nodeVersions: () => Promise<(string | null)[]>;
   packages: PackageSettings;
@@ -158,10 +160,16 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
       schema: {
         summary: "Restore both nodes from a task's backups",
         description:
-          'Runs the restore to its end and answers with the task. 400: the task has no usable backup; ' +
+          'Runs the restore to its end and answers with the task. By default a rolling rollback that clients do not ' +
+          'notice: the node without the VIP is restored (jar, config, root key) and checked first, the database primary ' +
+          'and the VIP move to it, then the other node is restored; for a completed upgrade the schema change is undone ' +
+          "by the package's rollback scripts and no row is lost. With `?restore_database=true` the database is also " +
+          "replaced from the backup's dump: both nodes are stopped first and writes made since the backup are lost. " +
+          '400: the task has no usable backup, or its schema change cannot be undone without the dump; ' +
           '409: another task is running or this one is not final; 500: the restore failed (see the task logs).',
         tags: ['upgrade'],
         params: TaskIdParams,
+        querystring: RollbackQuery,
         response: { 200: Type.Ref('UpgradeTask'), ...errorResponses(400, 401, 403, 404, 409, 500) },
       },
     },
@@ -170,7 +178,9 @@ export const upgradeRoutes: ServicePlugin<RoutesDeps> = async (app, deps) => {
       if (restoring) throw new UpgradeError('CONFLICT', 'a restore from backup is already running');
       restoring = true;
       try {
-        return toTaskView(await deps.restore(request.params.id));
+        return toTaskView(
+          await deps.restore(request.params.id, { restoreDatabase: request.query.restore_database === true }),
+        );
       } finally {
         restoring = false;
       }

@@ -112,6 +112,19 @@ export const LogsResponse = Type.Object({
 
 export const TaskIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 
+/** Query of POST /rollback/{id}. */
+export const RollbackQuery = Type.Object(
+  {
+    restore_database: Type.Optional(
+      Type.Boolean({
+        description:
+          "also replace the database from the backup's dump (both nodes stopped; writes since the backup lost). Default false",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const CancelBody = Type.Object(
   { reason: Type.String({ minLength: 1, maxLength: 500 }) },
   { additionalProperties: false },
