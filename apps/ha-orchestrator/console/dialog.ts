@@ -47,6 +47,8 @@ export function confirmAction(options: ConfirmOptions): Promise<ConfirmResult> {
     dialog.addEventListener('close', onClose);
     dialog.returnValue = '';
     dialog.showModal();
+    // The reason when one is asked for; otherwise the harmless way out, not the action.
+    (options.reasonLabel === undefined ? byId('confirm-back') : reason).focus();
   });
 }
 

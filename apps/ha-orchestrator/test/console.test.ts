@@ -1,15 +1,20 @@
 // The console in a real browser (Debian chromium through playwright-core) against the whole
-// service as an operator runs it: PGlite in a temp DATA_DIR, a real loopback port, the in-process
-// fake pair. What is asserted is what a person sees on the page.
-import { mkdtempSync, rmSync } from 'node:fs';
+// service as an operator runs it (startHaOrchestrator: migrations, crash recovery, a real loopback
+// port) with the in-process fake pair. What is asserted is what a person sees on the page.
+// The database is the real PostgreSQL server, not the embedded PGlite: PGlite's first start (initdb)
+// took 40 s of this file's minute on the loaded test machine; the embedded path has its own test
+// (embedded.test.ts), and nothing the page shows depends on which one serves.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '@upgrade/core';
+import { useTestDatabase } from '@upgrade/testkit';
 import { chromiumAvailability, useBrowserPage, type BrowserPageRef } from '@upgrade/testkit/browser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgUpgradeConfigStore } from '../src/adapters/pg-store.js';
 import { loadHaConfig } from '../src/config.js';
+import { CONSOLE_ROOT } from '../src/console.js';
 import { startHaOrchestrator, type RunningService } from '../src/main.js';
 import { writeConfigEnv } from './config-env.js';
 import { createFakeCluster } from './fakes/fake-cluster.js';
@@ -18,6 +23,7 @@ import { TOKEN, buildPackage, signPackage, signingKeys } from './helpers.js';
 type Page = BrowserPageRef['page'];
 
 const availability = chromiumAvailability();
+const testDb = useTestDatabase();
 
 /** Runs in the page: records every text the task's status line shows, in order, in `window.seen`. */
 const RECORD_STATUS_LINES = `(() => {
@@ -42,8 +48,11 @@ describe.skipIf(!availability.ok)('the ha-orchestrator console in a browser', ()
   let base: string;
 
   beforeAll(async () => {
+    if (!existsSync(join(CONSOLE_ROOT, 'index.html')))
+      throw new Error('the console is not built: run `pnpm --filter @upgrade/ha-orchestrator build` first');
     const config = loadHaConfig({
       ...writeConfigEnv(dir, keys.publicPem),
+      DATABASE_URL: testDb.url,
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'silent',
