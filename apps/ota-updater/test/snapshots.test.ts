@@ -113,6 +113,7 @@ describe('switchCurrent', () => {
       [
         '-e',
         `const fs = require('node:fs');
+         process.stdout.write('ready\\n');
          let reads = 0, misses = 0;
          while (!fs.existsSync(process.argv[2])) {
            try { const v = fs.readFileSync(process.argv[1] + '/versions/current/app/VERSION', 'utf8'); if (v !== '1.0.0' && v !== '2.0.0') misses++; }
@@ -126,14 +127,22 @@ describe('switchCurrent', () => {
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
-    reader.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    // The switches start once the reader reads: on a loaded machine node takes long enough to start
+    // that all 300 could be over before its first read (reads 0, seen in a run at load 10).
+    let ready: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => (ready = resolve));
+    reader.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.startsWith('ready\n')) ready();
+    });
     const exited = new Promise((resolve) => reader.on('exit', resolve));
+    await started;
 
     for (let i = 0; i < 300; i++) await switchCurrent(root, i % 2 === 0 ? '2.0.0' : '1.0.0');
     await writeFile(stopFile, '');
     await exited;
 
-    const { reads, misses } = JSON.parse(out) as { reads: number; misses: number };
+    const { reads, misses } = JSON.parse(out.slice('ready\n'.length)) as { reads: number; misses: number };
     expect(reads).toBeGreaterThan(100);
     expect(misses).toBe(0);
     expect((await readdir(join(root, 'versions'))).filter((n) => n.includes('.tmp-'))).toEqual([]);
