@@ -2,8 +2,9 @@
 // against the unit's heap cap. Builds a package of BENCH_UNPACK_FILES small files (default 20,000:
 // about as many as a manifest.json within its 1 MiB limit can list) listed in its manifest, then unpacks it with `unpackPackage` in a
 // child `node <unit's flags>` (the unit's --max-old-space-size included), sampling V8's used heap
-// every 20 ms. Prints the peak and whether the child finished; an exit by V8's out-of-memory means
-// the cap is too low for such a package.
+// every 20 ms. Prints the peak, the RSS the unpack added (VmHWM against the RSS before it) and
+// whether the child finished; an exit by V8's out-of-memory means the cap is too low for such a
+// package.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { appManifest, writeZip, type ZipEntrySpec } from '../test/package-fixtures.js';
@@ -13,16 +14,19 @@ const FILES = Number(process.env.BENCH_UNPACK_FILES ?? 20_000);
 const VERSION = '2.0.0';
 
 const CHILD = `
+import { readFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
+const kib = (name) => Number(new RegExp('^' + name + ':\\\\s+(\\\\d+)', 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
 import { DEFAULT_UNPACK_LIMITS, unpackPackage } from './src/unpack.ts';
 let peak = 0;
 const sample = () => (peak = Math.max(peak, getHeapStatistics().used_heap_size));
 const timer = setInterval(sample, 20);
 const before = getHeapStatistics().used_heap_size;
+const rssBefore = kib('VmRSS');
 const result = await unpackPackage(process.argv[1], process.argv[2], { ...DEFAULT_UNPACK_LIMITS, maxEntries: ${FILES + 10} }, { version: '${VERSION}' });
 sample();
 clearInterval(timer);
-console.log(JSON.stringify({ files: result.files, before, peak }));
+console.log(JSON.stringify({ files: result.files, before, peak, rssBefore, rssPeak: kib('VmHWM') }));
 `;
 
 const tmp = await makeTempDir('ota-bench-unpack-heap-');
@@ -74,9 +78,15 @@ try {
       files: number;
       before: number;
       peak: number;
+      rssBefore: number;
+      rssPeak: number;
     };
     console.log(
       `  unpacked ${r.files} files: JS heap used ${fixed(r.before / MiB)} MiB before, peak ${fixed(r.peak / MiB)} MiB`,
+    );
+    // The child runs TypeScript through tsx, which has its own RSS: the difference is the unpack's.
+    console.log(
+      `  RSS ${fixed(r.rssBefore / MiB)} MiB before, peak ${fixed(r.rssPeak / MiB)} MiB: the unpack adds up to ${fixed((r.rssPeak - r.rssBefore) / MiB)} MiB`,
     );
   }
 } finally {
