@@ -162,6 +162,7 @@ describe.skipIf(!availability.ok)('the rcu-scheduler console in a browser', () =
     await expect
       .poll(() => page.evaluate<number>('document.documentElement.scrollWidth'), WAIT)
       .toBeLessThanOrEqual(390);
+    await browser.screenshot('final-rcu-console-390px');
   });
 
   it('runs a round from the button and shows it live, in the history, the charts and the ranking', async () => {
