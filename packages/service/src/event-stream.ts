@@ -22,7 +22,8 @@ export interface EventStreamOptions {
   retryMs?: number;
 }
 
-const openStreams = new WeakMap<ServiceApp, Set<EventStream>>();
+/** Open streams by the app's HTTP server, which the root app and every plugin context share. */
+const openStreams = new WeakMap<object, Set<EventStream>>();
 
 /**
  * Every open event stream of `app` ends when the app closes: a stream is a request that never
@@ -30,9 +31,9 @@ const openStreams = new WeakMap<ServiceApp, Set<EventStream>>();
  * calls it; hooks can only be added before the app starts.
  */
 export function registerEventStreams(app: ServiceApp): void {
-  if (openStreams.has(app)) return;
+  if (openStreams.has(app.server)) return;
   const streams = new Set<EventStream>();
-  openStreams.set(app, streams);
+  openStreams.set(app.server, streams);
   app.addHook('preClose', async () => {
     for (const stream of streams) stream.close();
   });
@@ -49,7 +50,7 @@ export function openEventStream(
   reply: FastifyReply,
   options: EventStreamOptions = {},
 ): EventStream {
-  const streams = openStreams.get(app);
+  const streams = openStreams.get(app.server);
   if (!streams) throw new Error('event streams need registerEventStreams(app) before the app starts');
   const raw = reply.raw;
   reply.hijack();

@@ -26,10 +26,13 @@ afterAll(async () => {
 async function consoleApp(assetRoot: string): Promise<{ app: ServiceApp; url: string }> {
   const app = await createService({ name: 'console-test', version: '1.0.0', logger: false });
   await registerStaticAssets(app, { root: assetRoot, missingHint: 'Run `pnpm build`.' });
-  app.get('/events', { schema: { hide: true } }, async (request, reply) => {
-    const stream = openEventStream(app, request, reply, { keepAliveMs: 50 });
-    stream.send('hello', { n: 1, text: 'two\nlines' }, '7');
-    return reply;
+  // In a plugin, as route modules register themselves: its own encapsulated instance.
+  await app.register(async (scope: ServiceApp) => {
+    scope.get('/events', { schema: { hide: true } }, async (request, reply) => {
+      const stream = openEventStream(scope, request, reply, { keepAliveMs: 50 });
+      stream.send('hello', { n: 1, text: 'two\nlines' }, '7');
+      return reply;
+    });
   });
   return { app, url: await listenLocal(app) };
 }
