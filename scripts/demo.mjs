@@ -43,6 +43,32 @@ if (demos.length === 0) {
   process.exit(0);
 }
 
+// Each service with an operator console prints `<app> console: <url>` (and the ha-orchestrator its
+// token on the next line); once every console has spoken, they are listed together.
+const consoleApps = new Set(
+  demos.filter(({ dir }) => existsSync(join(appsDir, dir, 'console'))).map(({ dir }) => dir),
+);
+const consoles = new Map();
+const COLOUR_CODES = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+let consolesListed = false;
+function noteConsole(line) {
+  const plain = line.replace(COLOUR_CODES, '');
+  const match = /^(\S+) console( token)?: (\S+)/.exec(plain);
+  if (match === null || !consoleApps.has(match[1])) return;
+  const entry = consoles.get(match[1]) ?? {};
+  if (match[2]) entry.token = match[3];
+  else entry.url = match[3];
+  consoles.set(match[1], entry);
+  const ready = [...consoleApps].every((app) => consoles.get(app)?.url !== undefined);
+  if (!ready || consolesListed) return;
+  consolesListed = true;
+  const rows = [...consoleApps].sort().map((app) => {
+    const { url, token } = consoles.get(app);
+    return `  ${app.padEnd(16)} ${url}${token === undefined ? '' : `   (token: ${token})`}`;
+  });
+  process.stdout.write(`\nOperator consoles (open in a browser):\n${rows.join('\n')}\n\n`);
+}
+
 const colours = ['\x1b[36m', '\x1b[35m', '\x1b[33m', '\x1b[32m'];
 const children = demos.map(({ dir }, i) => {
   const prefix = `${colours[i % colours.length]}[${dir}]\x1b[0m `;
@@ -56,7 +82,10 @@ const children = demos.map(({ dir }, i) => {
     stream.on('data', (chunk) => {
       const lines = (partial + chunk.toString()).split(/\r?\n|\r/);
       partial = lines.pop() ?? '';
-      for (const line of lines) process.stdout.write(prefix + line + '\n');
+      for (const line of lines) {
+        process.stdout.write(prefix + line + '\n');
+        noteConsole(line);
+      }
     });
   }
   return new Promise((resolve) => child.on('close', (code) => resolve({ dir, code: code ?? 1, child })));
