@@ -9,9 +9,11 @@ export interface ConfirmOptions {
   confirmLabel: string;
   /** Asks for a reason (required) with this label. */
   reasonLabel?: string;
+  /** An unticked checkbox with this label: a heavier variant of the action. */
+  optionLabel?: string;
 }
 
-export type ConfirmResult = { confirmed: false } | { confirmed: true; reason: string };
+export type ConfirmResult = { confirmed: false } | { confirmed: true; reason: string; option: boolean };
 
 export function confirmAction(options: ConfirmOptions): Promise<ConfirmResult> {
   const dialog = byId<HTMLDialogElement>('confirm');
@@ -25,13 +27,17 @@ export function confirmAction(options: ConfirmOptions): Promise<ConfirmResult> {
   reasonRow.hidden = options.reasonLabel === undefined;
   reason.required = options.reasonLabel !== undefined;
   reason.value = '';
+  const option = byId<HTMLInputElement>('confirm-option');
+  byId('confirm-option-row').hidden = options.optionLabel === undefined;
+  byId('confirm-option-label').textContent = options.optionLabel ?? '';
+  option.checked = false;
   return new Promise((resolve) => {
     const onClose = (): void => {
       form.removeEventListener('submit', onSubmit);
       dialog.removeEventListener('close', onClose);
       resolve(
         dialog.returnValue === 'confirm'
-          ? { confirmed: true, reason: reason.value.trim() }
+          ? { confirmed: true, reason: reason.value.trim(), option: option.checked }
           : { confirmed: false },
       );
     };

@@ -9,7 +9,7 @@ import { createHistory } from './history.js';
 import { renderPair } from './pair-view.js';
 import { openFeed, type StreamStatus } from './stream.js';
 import { appendLog, renderTask, resetLog, type TaskViewElements } from './task-view.js';
-import type { LogEvent, PackagePolicy, PairReport, Progress, Snapshot, TaskEvent } from './types.js';
+import type { LogEvent, PackagePolicy, PairReport, Progress, Snapshot, Task, TaskEvent } from './types.js';
 import { setUpUpload } from './upload.js';
 
 const login = byId('login');
@@ -156,30 +156,39 @@ taskView.cancel.addEventListener('click', () => {
 taskView.rollback.addEventListener('click', () => {
   const current = task;
   if (current === null) return;
+  const id = shortId(current.task_id);
   void (async () => {
     const answer = await confirmAction({
-      title: `Restore the pair from task ${shortId(current.task_id)}'s backups?`,
+      title: `Restore the pair from task ${id}'s backups?`,
       explain: [
-        `Both nodes are put back as they were when task ${shortId(current.task_id)} backed them up, before it upgraded to ${current.to_version}: the services stop on both nodes, the jar, the configuration (with the root key) and the database are restored from the backups, and the services start and must pass their health checks.`,
-        'Every database write made since that backup is lost. The backups are re-checked against their checksums first; if one does not match, nothing is changed.',
+        `Both nodes go back to what task ${id} backed up before it upgraded to ${current.to_version}, one at a time so clients do not notice: the node without the VIP is restored (jar, configuration, root key) and checked first, the database primary and the VIP move to it, then the other node is restored. For a completed upgrade the schema change is undone by the package's rollback scripts; no database row is lost.`,
+        'Ticking the box below replaces the database from the backup as well: both nodes are stopped first, and every write made since the backup is lost.',
+        'The backups are re-checked against their checksums first; if one does not match, nothing is changed.',
       ],
       confirmLabel: 'Restore from backups',
+      optionLabel: "Also replace the database from the backup's dump (writes since the backup are lost)",
     });
     if (!answer.confirmed) return;
+    const query = answer.option ? '?restore_database=true' : '';
     await act(
-      `rollback/${current.task_id}`,
+      `rollback/${current.task_id}${query}`,
       undefined,
-      'The pair was restored from the backups.',
-      'Restoring from the backups…',
+      (done) => `Restored: ${done.last_message ?? 'the pair is back on the backed-up version.'}`,
+      answer.option ? 'Restoring both nodes and the database from the backups…' : 'Restoring node by node…',
     );
   })();
 });
 
-async function act(path: string, body: unknown, done: string, pending?: string): Promise<void> {
+async function act(
+  path: string,
+  body: unknown,
+  done: string | ((task: Task) => string),
+  pending?: string,
+): Promise<void> {
   replace(actionResult, pending === undefined ? null : h('p', {}, pending));
   try {
-    await api(`/api/v1/upgrade/${path}`, { method: 'POST', body: body ?? {} });
-    replace(actionResult, h('p', { class: 'success' }, done));
+    const answer = await api<Task>(`/api/v1/upgrade/${path}`, { method: 'POST', body: body ?? {} });
+    replace(actionResult, h('p', { class: 'success' }, typeof done === 'string' ? done : done(answer)));
   } catch (error) {
     replace(
       actionResult,

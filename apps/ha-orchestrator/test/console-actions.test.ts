@@ -43,6 +43,8 @@ describe.skipIf(!availability.ok)('the console’s actions in a browser', () => 
   let t: TestApp;
   let base: string;
   let release: () => void = () => undefined;
+  /** What each restore was asked for. */
+  const restores: { taskId: string; restoreDatabase: boolean }[] = [];
 
   beforeAll(async () => {
     if (!existsSync(join(CONSOLE_ROOT, 'index.html')))
@@ -59,7 +61,8 @@ describe.skipIf(!availability.ok)('the console’s actions in a browser', () => 
       requestLog: createPgApiRequestLog(handle.db),
       database: handle.healthCheck('database'),
       run: scriptedRun(() => gate),
-      restore: async () => {
+      restore: async (_deps, taskId, options) => {
+        restores.push({ taskId, restoreDatabase: options?.restoreDatabase === true });
         throw new UpgradeError('VALIDATION_FAILED', 'task has no backups to restore from');
       },
       keys: [keys.publicKey],
@@ -72,7 +75,7 @@ describe.skipIf(!availability.ok)('the console’s actions in a browser', () => 
     await handle?.close();
   });
 
-  it('cancels the running task once the dialog is confirmed with a reason, then refuses its restore', async () => {
+  it('cancels the running task once the dialog is confirmed with a reason; a refused restore, rolling or with the database, shows why', async () => {
     const { page } = browser;
     const zip = await buildPackage({ version: '2.4.0' });
     const body = triggerBody(zip, signPackage(zip, keys.privateKey));
@@ -111,11 +114,24 @@ describe.skipIf(!availability.ok)('the console’s actions in a browser', () => 
     expect(await page.locator('#task-details').textContent()).toContain('maintenance window closed');
     expect(await cancel.isDisabled()).toBe(true);
 
-    // A restore the orchestrator refuses: its code and message are shown.
-    await page.getByRole('button', { name: 'Restore from its backups…' }).click();
+    // A restore the orchestrator refuses: its code and message are shown. The default is the
+    // rolling restore; the box asks for the database too.
+    const restore = page.getByRole('button', { name: 'Restore from its backups…' });
+    await restore.click();
+    expect(await dialog.textContent()).toContain('no database row is lost');
     await dialog.getByRole('button', { name: 'Restore from backups' }).click();
+    const result = page.locator('#task-action-result');
     await expect
-      .poll(() => page.locator('#task-action-result').textContent())
+      .poll(() => result.textContent())
       .toBe('Refused (HTTP 400 VALIDATION_FAILED): task has no backups to restore from');
+    await restore.click();
+    await dialog.getByLabel("Also replace the database from the backup's dump").check();
+    await dialog.getByRole('button', { name: 'Restore from backups' }).click();
+    await expect.poll(() => restores.length).toBe(2);
+    const id = res.json<{ task_id: string }>().task_id;
+    expect(restores).toEqual([
+      { taskId: id, restoreDatabase: false },
+      { taskId: id, restoreDatabase: true },
+    ]);
   });
 });

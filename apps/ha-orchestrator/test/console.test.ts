@@ -221,7 +221,7 @@ describe.skipIf(!availability.ok)('the ha-orchestrator console in a browser', ()
     expect(await page.getByRole('button', { name: 'Cancel the upgrade…' }).isDisabled()).toBe(true);
     await page.getByRole('button', { name: 'Restore from its backups…' }).click();
     const dialog = page.getByRole('dialog');
-    expect(await dialog.textContent()).toContain('Every database write made since that backup is lost');
+    expect(await dialog.textContent()).toContain('one at a time so clients do not notice');
     await page.keyboard.press('Escape');
     await expect.poll(() => dialog.isVisible()).toBe(false);
 
