@@ -3,7 +3,7 @@
 // written, the same to every listener) and the package policy the page checks uploads against.
 import { createPublicKey, verify } from 'node:crypto';
 import { migrate, openDatabase, type DatabaseHandle } from '@upgrade/db';
-import { useTestDatabase } from '@upgrade/testkit';
+import { useTestDatabase, waitFor } from '@upgrade/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createPgApiRequestLog,
@@ -133,6 +133,7 @@ describe('GET /api/v1/upgrade/events', () => {
     const followed = (await first.next('snapshot')).data as {
       task: { task_id: string; state: string };
       visited: string[];
+      logs: { message: string }[];
     };
     expect(followed.task.task_id).toBe(id);
     let last = followed as { task: { state: string }; visited?: string[] };
@@ -159,14 +160,25 @@ describe('GET /api/v1/upgrade/events', () => {
     expect(pair.nodes.map((n) => n.id)).toEqual(['node-a', 'node-b']);
 
     release();
-    for (const stream of [first, second]) {
-      const lines: string[] = [];
-      while (lines.length < 2) {
+    // Each listener ends up with every line once, in order: those of its snapshot, then those of
+    // the `log` events after it (the first listener's snapshot came before the run wrote any).
+    for (const [stream, start] of [
+      [first, followed.logs],
+      [second, snapshot.logs],
+    ] as const) {
+      const lines = start.map((l) => l.message);
+      while (lines.length < 5) {
         const log = (await stream.next('log')).data as { task_id: string; lines: { message: string }[] };
         expect(log.task_id).toBe(id);
         lines.push(...log.lines.map((l) => l.message));
       }
-      expect(lines).toEqual(['one health check failed (retried)', 'UPGRADE_BACKUP -> COMPLETE']);
+      expect(lines).toEqual([
+        'IDLE -> PREPARE',
+        'replication lag 1 MB',
+        'PREPARE -> UPGRADE_BACKUP',
+        'one health check failed (retried)',
+        'UPGRADE_BACKUP -> COMPLETE',
+      ]);
       let end = (await stream.next('task')).data as {
         task: { state: string; final: boolean };
         visited: string[];
@@ -175,6 +187,27 @@ describe('GET /api/v1/upgrade/events', () => {
       expect(end.task.state).toBe('COMPLETE');
       expect(end.visited).toEqual(['IDLE', 'PREPARE', 'UPGRADE_BACKUP', 'COMPLETE']);
     }
+  });
+});
+
+describe('the request log', () => {
+  it('records an event stream once it ends, with who listened and how many events were sent', async () => {
+    const stream = await openStream();
+    await stream.next('snapshot');
+    for (const s of streams.splice(0)) s.abort();
+    let rows: {
+      caller: string | null;
+      status: number;
+      response_body: { stream: boolean; events: number };
+    }[] = [];
+    await waitFor(async () => {
+      rows = await handle.execute(
+        "SELECT caller, status, response_body FROM api_request_log WHERE route = '/api/v1/upgrade/events' AND status = 200",
+      );
+      return rows.length > 0;
+    });
+    expect(rows.at(-1)).toMatchObject({ caller: 'ops', status: 200, response_body: { stream: true } });
+    expect(rows.at(-1)?.response_body.events).toBeGreaterThanOrEqual(1);
   });
 });
 

@@ -15,7 +15,9 @@ import {
   type TaskStore,
   type UpgradeTask,
 } from '../ports.js';
+import { callerOf } from '../auth.js';
 import { pairHealth, type HealthDeps } from './health.js';
+import { pathOf, type ApiRequestLog } from './request-log.js';
 import { toProgress, toTaskView } from './routes.js';
 import type { LogView } from './schemas.js';
 
@@ -23,6 +25,8 @@ export interface EventsDeps {
   tasks: Pick<TaskStore, 'active' | 'list'>;
   audit: Pick<AuditTrail, 'logs' | 'steps'>;
   health: HealthDeps;
+  /** A stream skips the request log's hooks (its reply is taken over), so it records itself when it ends. */
+  requestLog: ApiRequestLog;
   now: () => number;
   /** How often the task store is read while a page listens. Default 500 ms. */
   taskIntervalMs?: number;
@@ -136,11 +140,16 @@ export function createConsoleFeed(deps: EventsDeps, log: Logger) {
     const current = followed;
     const { total } = await deps.audit.logs(task.id, { limit: 1, offset: 0 });
     if (total > current.logTotal) {
+      // Lines may be written between the two reads: the new ones are counted by the second
+      // read's own total (a little room is left for them).
       const fresh = await deps.audit.logs(task.id, {
-        limit: Math.min(total - current.logTotal, LOG_TAIL),
+        limit: Math.min(total - current.logTotal + 20, LOG_TAIL),
         offset: 0,
       });
-      const lines = fresh.items.reverse().map(toLogLine);
+      const lines = fresh.items
+        .slice(0, Math.max(0, fresh.total - current.logTotal))
+        .reverse()
+        .map(toLogLine);
       current.logTotal = fresh.total;
       current.logs = [...current.logs, ...lines].slice(-LOG_TAIL);
       for (const l of lines)
@@ -278,8 +287,35 @@ export function registerEventRoutes(app: ServiceApp, deps: EventsDeps): void {
       },
     },
     async (request, reply) => {
+      const opened = deps.now();
+      let events = 0;
       const stream = openEventStream(app, request, reply);
-      const unsubscribe = await feed.subscribe({ send: (event, data) => stream.send(event, data) });
+      stream.onClose(() => {
+        const path = pathOf(request);
+        deps.requestLog
+          .record({
+            at: new Date(deps.now()),
+            requestId: request.id,
+            method: request.method,
+            route: request.routeOptions.url ?? path,
+            path,
+            status: 200,
+            durationMs: deps.now() - opened,
+            clientIp: request.ip,
+            caller: callerOf(request),
+            userAgent: request.headers['user-agent'] ?? null,
+            requestBody: null,
+            responseBody: { stream: true, events },
+          })
+          .catch((error: unknown) =>
+            request.log.warn({ err: describeError(error) }, 'could not write the API request log'),
+          );
+      });
+      const unsubscribe = await feed.subscribe({
+        send: (event, data) => {
+          if (stream.send(event, data)) events += 1;
+        },
+      });
       stream.onClose(unsubscribe);
       return reply;
     },
