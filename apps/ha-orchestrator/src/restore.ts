@@ -217,13 +217,7 @@ async function restorePair(
   databasePrimary: NodeClient | null,
 ): Promise<void> {
   const { rec } = ctx;
-  try {
-    await rec.step(
-      { name: 'restore.rsync_pause', message: 'pausing config sync on both nodes' },
-      async () => {
-        for (const node of order) await setRsync(ctx, node, 'pause');
-      },
-    );
+  await withRsyncPaused(ctx, order, async () => {
     const kindsOf = (node: NodeClient): BackupKind[] => [
       ...SOFTWARE_KINDS,
       ...(node === databasePrimary ? (['database'] as const) : []),
@@ -314,14 +308,5 @@ async function restorePair(
         }
       },
     );
-  } finally {
-    rec.bestEffort = true;
-    await rec
-      .step({ name: 'restore.rsync_resume', message: 'resuming config sync on both nodes' }, async () => {
-        for (const node of order) await setRsync(ctx, node, 'resume');
-      })
-      .catch(async (error: unknown) => {
-        await rec.log('ERROR', `config sync not resumed: ${describeError(error)}; resume it by hand`);
-      });
-  }
+  });
 }
