@@ -479,27 +479,7 @@ async function finishForward(
     );
     if (rec.state === 'VIP_SWITCH')
       await rec.transition('UPGRADE_MASTER', `upgrading former primary ${from.id} to ${run.pkg.version}`);
-    if (managed) {
-      const db = await ctx.nodes.call(from, 'replication.status', {}, ctx.signal);
-      if (db.role !== 'standby' || !db.connected)
-        await rec.step(
-          {
-            name: 'database.follow',
-            nodeId: from.id,
-            percent: PERCENT.dbFollow,
-            message: `turning ${from.id}'s database into a standby of ${to.id}`,
-          },
-          () => follow(ctx, from, to),
-        );
-      await rec.step(
-        {
-          name: 'database.replication',
-          percent: PERCENT.dbReplication,
-          message: `checking replication from ${to.id} to ${from.id}`,
-        },
-        () => awaitReplicationInSync(ctx, ctx.cluster.nodes, to),
-      );
-    }
+    if (managed) await followNewPrimary(ctx, from, to, 'unless-streaming');
     if (rec.state === 'UPGRADE_MASTER') {
       // The interrupted install is redone from the start; recorded once.
       run.changes = run.changes.filter((c) => !(c.kind === 'software' && c.node === from));
@@ -897,25 +877,46 @@ async function switchPrimary(run: Run, primary: NodeClient, standby: NodeClient)
     );
   }
   await switchVip(run, primary, standby);
-  if (managed)
+  await followNewPrimary(ctx, primary, standby, managed ? 'always' : 'unmanaged');
+}
+
+/**
+ * After the switchover: `former`'s database follows `primary` (`'always'`; `'unless-streaming'`
+ * skips it when it already streams from it; `'unmanaged'`: the database is managed elsewhere), and
+ * replication is checked that way.
+ */
+async function followNewPrimary(
+  ctx: FlowContext,
+  former: NodeClient,
+  primary: NodeClient,
+  mode: 'always' | 'unless-streaming' | 'unmanaged',
+): Promise<void> {
+  const { rec } = ctx;
+  let needed = mode === 'always';
+  if (mode === 'unless-streaming') {
+    const db = await ctx.nodes.call(former, 'replication.status', {}, ctx.signal);
+    needed = db.role !== 'standby' || !db.connected;
+  }
+  if (needed)
     await rec.step(
       {
         name: 'database.follow',
-        nodeId: primary.id,
+        nodeId: former.id,
         percent: PERCENT.dbFollow,
-        message: `turning ${primary.id}'s database into a standby of ${standby.id}`,
+        message: `turning ${former.id}'s database into a standby of ${primary.id}`,
       },
-      () => follow(ctx, primary, standby),
+      () => follow(ctx, former, primary),
     );
+  const managed = mode !== 'unmanaged';
   await rec.step(
     {
       name: 'database.replication',
       percent: PERCENT.dbReplication,
       message: managed
-        ? `checking replication from ${standby.id} to ${primary.id}`
+        ? `checking replication from ${primary.id} to ${former.id}`
         : 'checking replication (the database is managed elsewhere)',
     },
-    () => awaitReplicationInSync(ctx, ctx.cluster.nodes, managed ? standby : undefined),
+    () => awaitReplicationInSync(ctx, ctx.cluster.nodes, managed ? primary : undefined),
   );
 }
 
