@@ -62,6 +62,10 @@ function noteConsole(line) {
   const ready = [...consoleApps].every((app) => consoles.get(app)?.url !== undefined);
   if (!ready || consolesListed) return;
   consolesListed = true;
+  // A token line follows its URL line: give it a moment to arrive.
+  setTimeout(listConsoles, 1000).unref();
+}
+function listConsoles() {
   const rows = [...consoleApps].sort().map((app) => {
     const { url, token } = consoles.get(app);
     return `  ${app.padEnd(16)} ${url}${token === undefined ? '' : `   (token: ${token})`}`;
