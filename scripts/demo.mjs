@@ -73,14 +73,21 @@ function listConsoles() {
   process.stdout.write(`\nOperator consoles (open in a browser):\n${rows.join('\n')}\n\n`);
 }
 
+/** Demo processes still running, each the leader of its own process group. */
+const running = new Set();
 const colours = ['\x1b[36m', '\x1b[35m', '\x1b[33m', '\x1b[32m'];
 const children = demos.map(({ dir }, i) => {
   const prefix = `${colours[i % colours.length]}[${dir}]\x1b[0m `;
+  // Its own process group: a stop reaches the demo itself, not only pnpm (which does not pass
+  // SIGTERM on to the script it runs).
   const child = spawn('pnpm', ['--silent', 'run', 'demo', ...(once ? ['--once'] : [])], {
     cwd: join(appsDir, dir),
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FORCE_COLOR: '1' },
+    detached: true,
   });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   for (const stream of [child.stdout, child.stderr]) {
     let partial = '';
     stream.on('data', (chunk) => {
@@ -95,14 +102,23 @@ const children = demos.map(({ dir }, i) => {
   return new Promise((resolve) => child.on('close', (code) => resolve({ dir, code: code ?? 1, child })));
 });
 
+let stopping = false;
 const stop = () => {
+  stopping = true;
   console.log('\nstopping demos');
-  for (const c of children) void c.then(({ child }) => child.kill('SIGTERM'));
+  for (const child of running) {
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
 };
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
 
 const results = await Promise.all(children);
-const failed = results.filter((r) => r.code !== 0);
+// Demos ended by a stop (Ctrl-C, SIGTERM) did not fail.
+const failed = stopping ? [] : results.filter((r) => r.code !== 0);
 for (const r of failed) console.error(`demo of ${r.dir} exited with code ${r.code}`);
 process.exit(failed.length === 0 ? 0 : 1);
